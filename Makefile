@@ -1,0 +1,31 @@
+# The two commands of README.md:
+#   make book   build the default corpus, execute every chapter in the `cpu` profile, render the site
+#   make test   nbdev_test (the `ci` profile) and pytest tests/
+# Each sets up its own local virtual environment (.venv) with the package installed editable.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= cpu
+SITE   ?= _site
+
+.PHONY: book test venv nbs site clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): settings.ini setup.py tools/install-reference.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	bash tools/install-reference.sh $(BIN)/pip
+	touch $(STAMP)
+
+test: venv
+	XTTS_BOOK_PROFILE=ci $(BIN)/nbdev_test --n_workers 2 --timing
+	XTTS_BOOK_PROFILE=ci $(BIN)/python -m pytest tests -q
+
+book: venv
+	$(BIN)/python tools/build_book.py --profile $(PROFILE) --site $(SITE)
+
+clean-venv:
+	rm -rf $(VENV)
