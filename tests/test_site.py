@@ -272,3 +272,20 @@ def test_rendered_book_passes_browser_check(tmp_path):
     assert "index.html" in report and len(report) == len(build_book.chapter_order(ROOT))
     assert all(Path(r["screenshot"]).exists() for r in report.values())
     assert time.time() - t0 < 120
+
+
+# ----------------------------------------------------------------------------- front page and README
+def test_readme_is_generated_from_the_front_page():
+    assert (ROOT / "README.md").read_text() == build_book.readme_from_index(), \
+        "README.md is out of date: run `python tools/build_book.py --readme`"
+
+
+def test_front_page_links_only_existing_chapters():
+    import re
+    nb = json.loads((ROOT / "nbs" / "index.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    links = re.findall(r"\]\(([\w\-]+\.ipynb)", text)
+    assert links, "the front page links its chapters"
+    missing = [l for l in links if not (ROOT / "nbs" / l).exists()]
+    assert missing == [], f"the front page links chapters that do not exist: {missing}"
+    assert "## Results" in text and "07" in text

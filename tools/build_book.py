@@ -4,6 +4,7 @@
     python tools/build_book.py --profile cpu --site _site          # what `make book` runs
     python tools/build_book.py --only 01_vqvae --only 02_quantizer # execute a subset, then render all
     python tools/build_book.py --no-execute                        # only render what is committed
+    python tools/build_book.py --readme                            # README.md from nbs/index.ipynb
 
 Steps:
 1. the default corpus: `xtts_book.data.default_corpus(profile)` (skipped, with a message, while that
@@ -366,6 +367,20 @@ def render_quarto(site, root=ROOT):
         raise SystemExit(f"build_book: quarto render failed (exit {r.returncode})")
 
 
+# ----------------------------------------------------------------------------- README
+README_HEADER = ("<!-- Generated from nbs/index.ipynb by `python tools/build_book.py --readme`: "
+                 "edit the notebook, not this file. -->\n\n")
+
+
+def readme_from_index(index=NBS / "index.ipynb"):
+    """README.md's text: the front page's markdown cells, with chapter links pointing into nbs/."""
+    nb = json.loads(Path(index).read_text(encoding="utf-8"))
+    parts = ["".join(c.get("source", [])).strip() for c in nb["cells"] if c.get("cell_type") == "markdown"]
+    text = "\n\n".join(p for p in parts if p)
+    text = re.sub(r"\]\((?:\./)?([\w\-]+\.ipynb)(#[^)]*)?\)", lambda m: f"](nbs/{m.group(1)}{m.group(2) or ''})", text)
+    return README_HEADER + text + "\n"
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -379,7 +394,13 @@ def main(argv=None):
     ap.add_argument("--renderer", choices=["auto", "quarto", "nbconvert"], default="auto",
                     help="auto: quarto when it is on PATH, else nbconvert")
     ap.add_argument("--no-check", action="store_true", help="skip the browser check of the rendered site")
+    ap.add_argument("--readme", action="store_true", help="only write README.md from nbs/index.ipynb, then stop")
     args = ap.parse_args(argv)
+
+    if args.readme:
+        (ROOT / "README.md").write_text(readme_from_index(), encoding="utf-8")
+        print(f"[readme] wrote {ROOT / 'README.md'} from {NBS / 'index.ipynb'}")
+        return 0
 
     t_all = time.perf_counter()
     site = Path(args.site)
