@@ -289,3 +289,22 @@ def test_front_page_links_only_existing_chapters():
     missing = [l for l in links if not (ROOT / "nbs" / l).exists()]
     assert missing == [], f"the front page links chapters that do not exist: {missing}"
     assert "## Results" in text and "07" in text
+
+
+# ----------------------------------------------------------------------------- execution
+def test_execute_notebook_in_profile_and_failure_names_it(tmp_path):
+    good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    _nb(good, "Good", [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None, "outputs": [],
+                        "source": ["import os; print('profile', os.environ['XTTS_BOOK_PROFILE'])"]}])
+    _nb(bad, "Bad", [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None, "outputs": [],
+                      "source": ["raise ValueError('chapter is broken')"]}])
+    before = bad.read_text()
+    dt = build_book.execute_notebook(good, "ci", timeout=120)
+    assert dt > 0
+    out = json.loads(good.read_text())["cells"][1]["outputs"]
+    assert "profile ci" in "".join(out[0]["text"])
+    with pytest.raises(SystemExit, match=r"(?s)notebook bad\.ipynb FAILED.*ValueError: chapter is broken") as e:
+        build_book.execute_notebook(bad, "cpu", timeout=120, failed_dir=tmp_path / "failed")
+    assert "chapter is broken" in str(e.value)
+    assert bad.read_text() == before, "a failing notebook is left as committed"
+    assert (tmp_path / "failed" / "bad.ipynb").exists()

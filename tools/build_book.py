@@ -200,7 +200,7 @@ def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
             failed_dir.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, failed_dir / path.name)
             where = f"\n  the partly executed notebook is at {failed_dir / path.name}"
-        msg = str(e)
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # no terminal colours in the message
         if len(msg) > 6000:
             msg = msg[:1500] + "\n...\n" + msg[-4000:]
         raise SystemExit(f"\nbuild_book: notebook {path.name} FAILED after {dt:.1f} s "
