@@ -308,3 +308,53 @@ def test_execute_notebook_in_profile_and_failure_names_it(tmp_path):
     assert "chapter is broken" in str(e.value)
     assert bad.read_text() == before, "a failing notebook is left as committed"
     assert (tmp_path / "failed" / "bad.ipynb").exists()
+
+
+# ----------------------------------------------------------------------------- the Quarto path
+def test_quarto_cell_keeps_quarto_options_only():
+    keep, src = build_book.quarto_cell("#| export\n#| code-fold: true\n#| eval: false\nx = 1\n#| later: kept")
+    assert keep and src == "#| code-fold: true\nx = 1\n#| later: kept"
+    assert build_book.quarto_cell("#| hide\nimport os")[0] is False
+    assert build_book.quarto_cell("#| default_exp audio")[0] is False
+    assert build_book.quarto_cell("#| echo: false\nplot()")[1] == "#| echo: false\nplot()"
+    assert build_book.quarto_cell("#| hide_input\nplot()")[1] == "#| echo: false\nplot()"
+
+
+def test_stage_for_quarto_makes_front_matter(tmp_path):
+    import nbformat
+    import yaml
+    chapters = build_book.chapter_order(ROOT)
+    proc = build_book.stage_for_quarto(chapters, tmp_path / "_proc", ROOT)
+    assert (proc / "_quarto.yml").read_text() == (ROOT / "_quarto.yml").read_text()
+    assert (proc / "nbs" / "styles.css").exists()
+    for c in chapters:
+        nb = nbformat.read(proc / "nbs" / c.path.name, as_version=4)
+        fm = yaml.safe_load(nb.cells[0].source.strip().strip("-"))
+        assert nb.cells[0].cell_type == "raw" and fm["title"] == build_book.notebook_title(c.path)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not any(l.strip() in ("#| export", "#| hide") for l in cell.source.splitlines()), c.name
+    index = nbformat.read(proc / "nbs" / "index.ipynb", as_version=4)
+    assert "aliases:\n- /index.html" in index.cells[0].source
+    assert not index.cells[1].source.startswith("# "), "the H1 became the title"
+
+
+def test_build_book_uses_quarto_when_on_path(tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "quarto"   # stands in for Quarto: records its arguments, writes a site
+    fake.write_text('#!/bin/sh\necho "$@" > "$2/args.txt"\nmkdir -p "$2/_site/nbs"\n'
+                    'echo "<html><body>home</body></html>" > "$2/_site/index.html"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setattr(build_book, "ROOT", ROOT)
+    site = tmp_path / "site"
+    try:
+        assert build_book.main(["--no-execute", "--site", str(site), "--no-check"]) == 0
+        out = capsys.readouterr().out
+        assert "renderer: quarto (quarto found at" in out
+        assert (site / "index.html").read_text().strip() == "<html><body>home</body></html>"
+        assert (ROOT / "_proc" / "args.txt").read_text().split() == ["render", str(ROOT / "_proc"), "--no-execute"]
+    finally:
+        import shutil
+        shutil.rmtree(ROOT / "_proc", ignore_errors=True)

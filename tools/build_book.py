@@ -13,7 +13,8 @@ Steps:
    nbconvert's ExecutePreprocessor, timed, then cleaned with `nbdev_clean` (outputs kept); a failing
    notebook stops the build with a message naming it (its partly executed copy is saved for reading,
    the committed notebook is left as it was);
-3. the site: `quarto render` when `quarto` is on PATH, else every notebook to HTML with nbconvert's
+3. the site: `quarto render` when `quarto` is on PATH (of a copy in _proc/ with nbdev's directives taken
+   out and titles made front matter, as nbdev_docs does), else every notebook to HTML with nbconvert's
    HTML exporter (`jupyter nbconvert --to html`, no execution), a chapter sidebar and previous/next
    links added to each page, the front page (nbs/index.ipynb) as index.html;
 4. the browser check (tools/check_site.py) when Chromium is installed: audio that decodes, figures that
@@ -357,14 +358,96 @@ def render_nbconvert(chapters, site, css_path=NBS / "styles.css"):
     return written
 
 
-def render_quarto(site, root=ROOT):
-    """Step 3 with Quarto: `quarto render` of the project (no execution: _quarto.yml says so) into `site`."""
-    cmd = [shutil.which("quarto"), "render", str(root), "--output-dir", str(Path(site).resolve()),
-           "--no-execute"]
+NBDEV_DIRECTIVES = {"export", "exports", "exporti", "export_", "hide", "default_exp", "hide_input",
+                    "hide_output", "collapse_output", "collapse_show", "notest", "slow", "gpu", "eval",
+                    "skip_exec", "skip_showdoc", "include"}
+
+
+def quarto_cell(source):
+    """`(keep, source)` for Quarto: nbdev-only `#|` lines removed (Quarto reads `#|` lines as YAML options), hidden cells dropped."""
+    d = cell_directives(source)
+    if d.get("hide") is True or "default_exp" in d and len(d) == 1 and not strip_directives(source).strip():
+        return False, source
+    lines, out, head = source.splitlines(), [], True
+    for line in lines:
+        m = _DIRECTIVE.match(line) if head else None
+        if m:
+            body = m.group(1).strip()
+            key = body.split(":", 1)[0].strip() if ":" in body else body.split(None, 1)[0] if body else ""
+            if ":" in body and key not in NBDEV_DIRECTIVES:
+                out.append(f"#| {body}")          # a Quarto cell option: keep it
+            elif key == "hide_input" or body == "echo: false":
+                out.append("#| echo: false")
+            continue
+        if line.strip():
+            head = False
+        out.append(line)
+    return True, "\n".join(out)
+
+
+def front_matter(nb, extra=None):
+    """nbdev's title convention made Quarto front matter: the first `# Title` and `> description` become a raw YAML cell."""
+    import nbformat
+    import yaml
+    meta = dict(extra or {})
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        if lines and re.match(r"^#\s+\S", lines[0]):
+            meta.setdefault("title", re.sub(r"^#\s+", "", lines[0]).strip())
+            rest = lines[1:]
+            if rest and rest[0].startswith(">"):
+                meta.setdefault("description", rest[0].lstrip("> ").strip())
+                rest = rest[1:]
+            cell.source = "\n".join(rest).strip()
+        break
+    nb.cells = [c for c in nb.cells if not (c.cell_type == "markdown" and not c.source.strip())]
+    raw = nbformat.v4.new_raw_cell("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---")
+    nb.cells.insert(0, raw)
+    return nb
+
+
+def stage_for_quarto(chapters, proc=ROOT / "_proc", root=ROOT):
+    """What nbdev_docs does before Quarto: copy the project to `proc` (gitignored) with each notebook prepared
+    (front matter from the H1 title, nbdev directives removed, hidden cells dropped); returns `proc`."""
+    import nbformat
+    root, proc = Path(root), Path(proc)
+    if proc.exists():
+        shutil.rmtree(proc)
+    shutil.copytree(root / "nbs", proc / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb"))
+    shutil.copy2(root / "_quarto.yml", proc / "_quarto.yml")
+    for c in chapters:
+        nb = nbformat.read(c.path, as_version=4)
+        cells = []
+        for cell in nb.cells:
+            if cell.cell_type == "raw" and cell.source.lstrip().startswith("---"):
+                continue  # front matter is rebuilt below
+            if cell.cell_type == "code":
+                keep, cell.source = quarto_cell(cell.source)
+                if not keep:
+                    continue
+            cells.append(cell)
+        nb.cells = cells
+        extra = {"aliases": ["/index.html"]} if c.name == "index" else None  # the site's root opens the front page
+        nbformat.write(front_matter(nb, extra), proc / "nbs" / c.path.name)
+    return proc
+
+
+def render_quarto(chapters, site, root=ROOT):
+    """Step 3 with Quarto: stage the notebooks (like nbdev_docs), `quarto render` them (no execution), copy the site to `site`."""
+    proc = stage_for_quarto(chapters, root / "_proc", root)
+    cmd = [shutil.which("quarto"), "render", str(proc), "--no-execute"]
     print("[render] " + " ".join(cmd), flush=True)
-    r = subprocess.run(cmd, cwd=root)
+    r = subprocess.run(cmd, cwd=proc)
     if r.returncode != 0:
         raise SystemExit(f"build_book: quarto render failed (exit {r.returncode})")
+    import yaml
+    out = (yaml.safe_load((proc / "_quarto.yml").read_text()).get("project") or {}).get("output-dir", "_site")
+    site = Path(site)
+    if site.exists():
+        shutil.rmtree(site)
+    shutil.copytree(proc / out, site)
 
 
 # ----------------------------------------------------------------------------- README
@@ -439,7 +522,7 @@ def main(argv=None):
             raise SystemExit("build_book: --renderer quarto but quarto is not on PATH")
     print(f"[render] renderer: {renderer} ({why})", flush=True)
     if renderer == "quarto":
-        render_quarto(site)
+        render_quarto(chapters, site)
     else:
         pages = render_nbconvert(chapters, site)
         print(f"[render] {len(pages)} pages written to {site} (nbconvert HTML, no execution; "
