@@ -303,11 +303,19 @@ def test_execute_notebook_in_profile_and_failure_names_it(tmp_path):
                         "source": ["import os; print('profile', os.environ['XTTS_BOOK_PROFILE'])"]}])
     _nb(bad, "Bad", [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None, "outputs": [],
                       "source": ["raise ValueError('chapter is broken')"]}])
+    for src in ["#| eval: false\nraise SystemExit('never run')", "#| gpu\nraise SystemExit('needs a GPU')"]:
+        nb = json.loads(good.read_text())
+        nb["cells"].append({"cell_type": "code", "id": f"s{len(nb['cells'])}", "metadata": {},
+                            "execution_count": None, "outputs": [], "source": [src]})
+        good.write_text(json.dumps(nb))
+    assert build_book.skip_reason("#| eval: false\nx", "cpu") == "eval: false"
+    assert build_book.skip_reason("#| gpu\nx", "cpu") == "gpu cell" and build_book.skip_reason("#| gpu\nx", "gpu") is None
     before = bad.read_text()
     dt = build_book.execute_notebook(good, "ci", timeout=120)
     assert dt > 0
-    out = json.loads(good.read_text())["cells"][1]["outputs"]
-    assert "profile ci" in "".join(out[0]["text"])
+    cells = json.loads(good.read_text())["cells"]
+    assert "profile ci" in "".join(cells[1]["outputs"][0]["text"])
+    assert cells[2]["outputs"] == [] and cells[3]["outputs"] == [] and "tags" not in cells[2]["metadata"]
     with pytest.raises(SystemExit, match=r"(?s)notebook bad\.ipynb FAILED.*ValueError: chapter is broken") as e:
         build_book.execute_notebook(bad, "cpu", timeout=120, failed_dir=tmp_path / "failed")
     assert "chapter is broken" in str(e.value)

@@ -181,13 +181,35 @@ def build_corpus(profile, root=ROOT):
 
 
 # ----------------------------------------------------------------------------- execution
+SKIP_TAG = "skip-execution"  # nbclient's tag for cells it must not run
+
+
+def skip_reason(source, profile):
+    """Why a code cell is not run in `profile` (`#| eval: false` anywhere; `#| gpu` off the gpu profile), else None."""
+    d = cell_directives(source)
+    if str(d.get("eval", "")).lower() == "false":
+        return "eval: false"
+    if "gpu" in d and profile != "gpu":
+        return "gpu cell"
+    return None
+
+
 def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
     """Step 2: execute one notebook in place in `profile`; returns seconds; raises SystemExit naming it on failure."""
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor, CellExecutionError
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", startup_timeout=300)
+    skipped = []
+    for cell in nb.cells:  # cells nbdev_test would not run either keep their committed outputs
+        if cell.cell_type == "code" and skip_reason(cell.source, profile):
+            cell.metadata.setdefault("tags", []).append(SKIP_TAG)
+            skipped.append(cell)
+    if skipped:
+        print(f"[execute] {path.name}: {len(skipped)} cell(s) not run: "
+              + ", ".join(sorted({skip_reason(c.source, profile) for c in skipped})), flush=True)
+    ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", startup_timeout=300,
+                             skip_cells_with_tag=SKIP_TAG)
     saved = dict(os.environ)
     os.environ.update(book_env(profile, root))  # the kernel inherits this process's environment
     t0 = time.perf_counter()
@@ -211,6 +233,10 @@ def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
         os.environ.clear()
         os.environ.update(saved)
     dt = time.perf_counter() - t0
+    for cell in skipped:
+        cell.metadata["tags"].remove(SKIP_TAG)
+        if not cell.metadata["tags"]:
+            del cell.metadata["tags"]
     nbformat.write(nb, path)
     return dt
 
