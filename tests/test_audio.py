@@ -74,7 +74,7 @@ def assert_parity(ours, ref, truth_fn, tol=1e-4):
 def _random_waves():
     rng = np.random.default_rng(1234)
     out = []
-    for n, amp in [(513, 0.5), (1000, 0.3), (8192, 0.1), (8192 + 77, 1.0), (22050, 0.01), (12345, 1e-3), (40001, 0.2)]:
+    for n, amp in [(513, 0.5), (8192 + 77, 1.0), (22050, 0.01), (12345, 1e-3), (40001, 0.2)]:
         out.append((f"noise{n}@{amp}", np.clip(amp * rng.standard_normal(n), -1, 1).astype(np.float32)))
     return out
 
@@ -152,13 +152,13 @@ def test_stft_matches_torch():
 
 
 def test_jit_vmap_grad():
-    x = 0.1 * jax.random.normal(jax.random.PRNGKey(0), (3, 4096))
+    x = 0.1 * jax.random.normal(jax.random.PRNGKey(0), (3, 2048))
     for fn in (dvae_mel, hifigan_mel):
         single = jnp.stack([fn(w) for w in x])
         np.testing.assert_allclose(jax.jit(jax.vmap(fn))(x), single, atol=1e-5)
         np.testing.assert_allclose(fn(x), single, atol=1e-5)  # leading axes are vmapped
         g = jax.grad(lambda w: fn(w).mean())(x[0])
-        assert g.shape == (4096,) and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
+        assert g.shape == (2048,) and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
     n = jnp.asarray(NORMS)
     np.testing.assert_allclose(jax.jit(dvae_mel)(x[0], n), dvae_mel(x[0], n), atol=1e-5)
     # gradients match torch's on the hifigan loss mel (the L1 mel loss trains through it)

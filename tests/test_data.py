@@ -312,3 +312,43 @@ def test_cli(tmp_path, capsys):
     assert corpus_cli(["info", str(tmp_path / "missing")]) == 1
     with pytest.raises(SystemExit):
         corpus_cli(["build"])  # --source is required
+
+
+def test_corpus_mel_norms_cached(tmp_path):
+    from xtts_book.audio import compute_mel_norms
+    out = build_corpus("espeak", tmp_path / "c", limit=4, voices=["en-us+f3", "en+m3"], rates=[170, 150], progress=False)
+    norms = data.corpus_mel_norms(out)
+    np.testing.assert_allclose(norms, compute_mel_norms(load_split(out, "train")), rtol=1e-6)
+    assert (out / "mel_norms.npy").exists()
+    np.testing.assert_array_equal(data.corpus_mel_norms(out), norms)
+
+
+def test_parallel_builds_build_once(tmp_path):
+    "Two processes (like nbdev_test's workers) asking for the same corpus: one builds, the other waits and reuses it."
+    import subprocess, sys, os
+    code = ("import sys; from xtts_book.data import build_corpus; "
+            "build_corpus('espeak', sys.argv[1], limit=3, voices=['en-us+f3'], rates=[170], progress=True)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c")], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum("nothing to do" in o for o in outs) == 1, outs
+    assert len(load_manifest(tmp_path / "c")) == 3
+
+
+def test_ljspeech_download_path(tmp_path):
+    "fetch_ljspeech end to end on a tiny archive served from a file:// URL (no network here)."
+    import tarfile
+    src = tmp_path / "src" / "LJSpeech-1.1"
+    (src / "wavs").mkdir(parents=True)
+    sf.write(src / "wavs" / "LJ001-0001.wav", _sine(22050, 1.0), 22050, subtype="PCM_16")
+    (src / "metadata.csv").write_text("LJ001-0001|Hello there|hello there\n")
+    archive = tmp_path / "LJSpeech-1.1.tar.bz2"
+    with tarfile.open(archive, "w:bz2") as tf:
+        tf.add(src, arcname="LJSpeech-1.1")
+    out = build_corpus("ljspeech", tmp_path / "lj", download=True, url=archive.as_uri(), progress=False)
+    assert [r["id"] for r in load_manifest(out)] == ["LJ001-0001"]
+    assert (data_root() / "LJSpeech-1.1" / "metadata.csv").exists()
+    with pytest.raises(RuntimeError, match="could not download"):
+        data.fetch_ljspeech(tmp_path / "elsewhere", url=(tmp_path / "nope.tar.bz2").as_uri())

@@ -421,6 +421,8 @@ def render_nbconvert(chapters, site, css_path=NBS / "styles.css"):
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"xb_lab.html.j2": FOLD_TEMPLATE})],
                             template_file="xb_lab.html.j2")
     exporter.embed_images = True  # markdown images too become data: URIs
+    exporter.exclude_input_prompt = True   # no "In [ ]:" (nbdev_clean drops execution counts anyway)
+    exporter.exclude_output_prompt = True
     exporter.mathjax_url = local_mathjax(site)
     written = []
     for i, c in enumerate(chapters):

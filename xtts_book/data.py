@@ -4,10 +4,11 @@
 
 # %% auto 0
 __all__ = ['ESPEAK_VOICES', 'ESPEAK_RATES', 'ESPEAK_SENTENCES', 'ASTERISK_PACKAGES', 'ASTERISK_SPEAKER', 'AUDIO_EXTENSIONS',
-           'MIN_SAMPLES', 'CORPUS_VERSION', 'data_root', 'Utterance', 'espeak_synthesize', 'espeak_utterances',
-           'fetch_asterisk', 'decode_g722', 'parse_asterisk_transcripts', 'asterisk_utterances', 'ljspeech_utterances',
-           'folder_utterances', 'source_utterances', 'split_of', 'build_corpus', 'load_manifest', 'load_skipped',
-           'load_split', 'corpus_stats', 'default_corpus', 'segment_batch', 'corpus_cli']
+           'LJSPEECH_URL', 'MIN_SAMPLES', 'CORPUS_VERSION', 'data_root', 'Utterance', 'espeak_synthesize',
+           'espeak_utterances', 'fetch_asterisk', 'decode_g722', 'parse_asterisk_transcripts', 'asterisk_utterances',
+           'fetch_ljspeech', 'ljspeech_utterances', 'folder_utterances', 'source_utterances', 'split_of',
+           'build_corpus', 'load_manifest', 'load_skipped', 'load_split', 'corpus_stats', 'corpus_mel_norms',
+           'default_corpus', 'segment_batch', 'corpus_cli']
 
 # %% ../nbs/00_data.ipynb 2
 import argparse
@@ -26,7 +27,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioError, load_audio, prepare_audio, is_silent, peak_db, mel_frames
+from .audio import (SAMPLE_RATE, AudioError, load_audio, prepare_audio, is_silent, peak_db, mel_frames,
+                             compute_mel_norms, save_mel_norms, load_mel_norms)
 
 # %% ../nbs/00_data.ipynb 6
 def _repo_root() -> Path | None:
@@ -273,6 +275,31 @@ def asterisk_utterances(root: Path | None = None) -> tuple[list[Utterance], list
 # %% ../nbs/00_data.ipynb 16
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
+LJSPEECH_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
+
+def fetch_ljspeech(dest: Path | None = None, url: str = LJSPEECH_URL) -> Path:
+    "Download (2.6 GB) and unpack LJSpeech-1.1 under `dest` (default: the data root) once; returns its directory."
+    import tarfile, urllib.request
+    dest = Path(dest) if dest is not None else data_root()
+    root = dest / "LJSpeech-1.1"
+    if (root / "metadata.csv").exists():
+        return root
+    archive = dest / "downloads" / Path(url).name
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    if not archive.exists():
+        part = archive.with_name(archive.name + ".part")
+        try:
+            with urllib.request.urlopen(url) as r, open(part, "wb") as f:
+                shutil.copyfileobj(r, f, 1 << 20)
+        except OSError as e:
+            raise RuntimeError(f"could not download {url} ({e}); download it by hand and unpack it into {dest}") from None
+        part.rename(archive)
+    with tarfile.open(archive) as tf:
+        tf.extractall(dest, filter="data")
+    if not (root / "metadata.csv").exists():
+        raise RuntimeError(f"{archive} did not contain LJSpeech-1.1/metadata.csv")
+    return root
+
 def ljspeech_utterances(root) -> tuple[list[Utterance], list[dict]]:
     "Utterances of an LJSpeech-layout directory (`metadata.csv` + `wavs/`); rows without a file are skipped."
     root = Path(root)
@@ -320,7 +347,10 @@ def source_utterances(source: str, **options) -> tuple[list[Utterance], list[dic
         keys = ("sentences", "voices", "rates")
         return espeak_utterances(**{k: options[k] for k in keys if k in options}), []
     if source == "ljspeech":
-        return ljspeech_utterances(options.get("root") or data_root() / "LJSpeech-1.1")
+        root = options.get("root") or data_root() / "LJSpeech-1.1"
+        if options.get("download") and not (Path(root) / "metadata.csv").exists():
+            root = fetch_ljspeech(Path(root).parent, options.get("url", LJSPEECH_URL))
+        return ljspeech_utterances(root)
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"corpus source {source!r}: not asterisk|espeak|ljspeech and no such directory")
@@ -346,6 +376,22 @@ def _progress(it, total, desc, enabled):
     from tqdm.auto import tqdm
     return tqdm(it, total=total, desc=desc, unit="clip")
 
+class _DirLock:
+    "An exclusive lock file beside a corpus dir, so parallel notebooks (nbdev_test workers) build it once."
+    def __init__(self, out: Path):
+        self.path = out.parent / f".{out.name}.lock"
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "w")
+        try:
+            import fcntl
+            fcntl.flock(self.f, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: no locking
+            pass
+        return self
+    def __exit__(self, *exc):
+        self.f.close()
+
 def build_corpus(source: str, out=None, *, limit: int | None = None, val_fraction: float = 0.05,
                  silence_db: float = -50.0, force: bool = False, progress: bool = True, **options) -> Path:
     """Build (or reuse) a corpus directory from `source`: WAVs, `manifest.jsonl`, `skipped.jsonl`, `cache/audio.npy`.
@@ -360,6 +406,10 @@ def build_corpus(source: str, out=None, *, limit: int | None = None, val_fractio
     opts = {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     config = {"version": CORPUS_VERSION, "source": str(source), "limit": limit, "val_fraction": val_fraction,
               "silence_db": silence_db, "sample_rate": SAMPLE_RATE, "options": opts}
+    with _DirLock(out):
+        return _build_corpus_locked(source, name, out, config, limit, val_fraction, silence_db, force, progress, options)
+
+def _build_corpus_locked(source, name, out, config, limit, val_fraction, silence_db, force, progress, options) -> Path:
     info_path = out / "corpus.json"
     if info_path.exists() and not force:
         info = json.loads(info_path.read_text())
@@ -373,8 +423,10 @@ def build_corpus(source: str, out=None, *, limit: int | None = None, val_fractio
     if limit is not None:
         utts = utts[:limit]
     if force and out.exists():
+        info_path.unlink(missing_ok=True)
         for sub in ("wavs", "cache"):
             shutil.rmtree(out / sub, ignore_errors=True)
+        (out / "mel_norms.npy").unlink(missing_ok=True)
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     (out / "cache").mkdir(exist_ok=True)
     import soundfile as sf
@@ -455,6 +507,15 @@ def corpus_stats(corpus_dir) -> dict:
             "train_minutes": float(secs[[r["split"] == "train" for r in rows]].sum() / 60),
             "shortest_s": float(secs.min()), "longest_s": float(secs.max()), "skipped": len(load_skipped(corpus_dir))}
 
+def corpus_mel_norms(corpus_dir) -> np.ndarray:
+    "The DVAE `mel_norms` of a corpus's training split (per-bin mean log power mel), cached as `mel_norms.npy`."
+    path = Path(corpus_dir) / "mel_norms.npy"
+    if path.exists():
+        return load_mel_norms(path)
+    norms = compute_mel_norms(load_split(corpus_dir, "train"))
+    save_mel_norms(path, norms)
+    return norms
+
 def default_corpus(profile: str | None = None, *, progress: bool = True) -> Path:
     "The profile's corpus, built on first use: `ci` a tiny 12-clip espeak corpus (3 voices), `cpu`/`gpu` asterisk."
     from xtts_book.profile import pick
@@ -465,7 +526,7 @@ def default_corpus(profile: str | None = None, *, progress: bool = True) -> Path
                             val_fraction=0.1, progress=progress)
     return build_corpus("asterisk", out, progress=progress)
 
-# %% ../nbs/00_data.ipynb 29
+# %% ../nbs/00_data.ipynb 33
 def segment_batch(wavs: list[np.ndarray], step: int, *, segment_size: int = 8192, batch_size: int = 16,
                   seed: int = 0) -> np.ndarray:
     """Random training segments, a pure function of `(seed, step)`: resumed runs see the same batches.
@@ -487,7 +548,7 @@ def segment_batch(wavs: list[np.ndarray], step: int, *, segment_size: int = 8192
             out[b, : len(w)] = w
     return out
 
-# %% ../nbs/00_data.ipynb 32
+# %% ../nbs/00_data.ipynb 36
 def corpus_cli(argv: list[str] | None = None) -> int:
     "`xtts-book corpus build|info ...`: build a corpus or describe one."
     ap = argparse.ArgumentParser(prog="xtts-book corpus", description="build or inspect a corpus")
@@ -498,6 +559,7 @@ def corpus_cli(argv: list[str] | None = None) -> int:
     b.add_argument("--limit", type=int, default=None, help="use only the first N utterances")
     b.add_argument("--val-fraction", type=float, default=0.05, help="fraction of ids in the validation split")
     b.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
+    b.add_argument("--download", action="store_true", help="ljspeech: download LJSpeech-1.1 (2.6 GB) if it is missing")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     i = sub.add_parser("info", help="statistics of a built corpus")
     i.add_argument("corpus", help="corpus directory")
@@ -505,8 +567,9 @@ def corpus_cli(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "build":
+            extra = {"download": True} if args.download and args.source == "ljspeech" else {}
             out = build_corpus(args.source, args.out, limit=args.limit, val_fraction=args.val_fraction,
-                               force=args.force, progress=not args.quiet)
+                               force=args.force, progress=not args.quiet, **extra)
             print(out)
             return 0
         stats = corpus_stats(args.corpus)
