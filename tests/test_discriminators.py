@@ -220,3 +220,19 @@ def test_spectral_norm_sigma_to_one_and_frozen_in_inference():
     _, state = sn(jnp.zeros((8, 20)), state, inference=True)
     for a, b in zip(frozen, state.get(sn.uv_index)):
         np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_loaded_arrays_do_not_alias_torch_memory():
+    "PyTorch updates u, v (and an optimiser the weights) in place: that must not leak into the loaded module."
+    torch.manual_seed(7)
+    ds_t = hd.DiscriminatorS(use_spectral_norm=True)
+    d, st = eqx.filter_eval_shape(eqx.nn.make_with_state(DiscriminatorS), key=jr.PRNGKey(0), use_spectral_norm=True)
+    st = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), st)
+    d, st = load_discriminator(d, ds_t.state_dict(), st)
+    u_before = np.asarray(st.get(d.convs[4].uv_index)[0]).copy()
+    w_before = np.asarray(d.convs[4].layer.weight).copy()
+    with torch.no_grad():
+        ds_t.convs[4].weight_u.add_(1.0)
+        ds_t.convs[4].weight_orig.mul_(2.0)
+    np.testing.assert_array_equal(np.asarray(st.get(d.convs[4].uv_index)[0]), u_before)
+    np.testing.assert_array_equal(np.asarray(d.convs[4].layer.weight), w_before)
