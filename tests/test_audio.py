@@ -44,6 +44,33 @@ def torch_hifigan_mel(wav, fmax=8000):
     return torch.log(torch.clamp(spec, min=1e-5) * 1)[0].numpy()
 
 
+def torch_dvae_mel_f64(wav):
+    ms = torchaudio.transforms.MelSpectrogram(n_fft=1024, hop_length=256, win_length=1024, power=2, sample_rate=22050,
+                                              f_min=0, f_max=8000, n_mels=80, norm="slaney").double()
+    return torch.log(torch.clamp(ms(torch.from_numpy(wav.astype(np.float64))[None]), min=1e-5))[0].numpy()
+
+
+def torch_hifigan_mel_f64(wav, fmax=8000):
+    x = torch.from_numpy(wav.astype(np.float64))[None, None]
+    y = torch.nn.functional.pad(x, (384, 384), mode="reflect")[:, 0]
+    s = torch.stft(y, 1024, 256, 1024, torch.hann_window(1024, dtype=torch.float64), center=False, return_complex=True)
+    basis = torch.from_numpy(librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0, fmax=fmax, dtype=np.float64))
+    return torch.log(torch.clamp(basis @ torch.sqrt(s.real ** 2 + s.imag ** 2 + 1e-9), min=1e-5))[0].numpy()
+
+
+def assert_parity(ours, ref, truth_fn, tol=1e-4):
+    """max |ours - torch| < tol (log domain). Where torch's own float32 rounding is already near tol
+    (spectral valleys ~80 dB under the peak of a frame), judge both against a float64 run instead:
+    ours must be no further from it than twice torch's own error."""
+    assert ours.shape == ref.shape
+    diff = np.abs(ours - ref).max()
+    if diff < tol:
+        return
+    truth = truth_fn()
+    err_ours, err_torch = np.abs(ours - truth).max(), np.abs(ref - truth).max()
+    assert err_torch > tol / 2 and err_ours < 2 * err_torch and err_ours < 3 * tol, (diff, err_ours, err_torch)
+
+
 def _random_waves():
     rng = np.random.default_rng(1234)
     out = []
@@ -69,10 +96,10 @@ def test_dvae_mel_parity(name, wav):
     ref = torch_dvae_mel(wav)
     ours = np.asarray(dvae_mel(wav))
     assert ours.shape == ref.shape == (80, 1 + len(wav) // 256)
-    assert np.abs(ours - ref).max() < 1e-4
+    assert_parity(ours, ref, lambda: torch_dvae_mel_f64(wav))
     refn = torch_dvae_mel(wav, NORMS)
     oursn = np.asarray(dvae_mel(wav, NORMS))
-    assert np.abs(oursn - refn).max() < 1e-4
+    assert_parity(oursn, refn, lambda: torch_dvae_mel_f64(wav) / NORMS[:, None])
 
 
 @pytest.mark.parametrize("name,wav", CASES, ids=[c[0] for c in CASES])
@@ -83,30 +110,19 @@ def test_hifigan_mel_parity(name, wav):
         ref = torch_hifigan_mel(wav, fmax)
         ours = np.asarray(hifigan_mel(wav, fmax))
         assert ours.shape == ref.shape == (80, mel_frames(len(wav)))
-        assert np.abs(ours - ref).max() < 1e-4, fmax
+        assert_parity(ours, ref, lambda: torch_hifigan_mel_f64(wav, fmax))
 
 
 def test_chirp_against_float64():
     """A pure swept tone has ~100 dB between its peak and the Hann sidelobes; there float32 FFT rounding
-    (in torch as in JAX) reaches ~1e-4 in log power. Judge both against a float64 torchaudio run."""
+    (in torch as in JAX) reaches 1e-4 (power mel) to 3e-3 (magnitude mel) in the log domain. Judge both
+    against a float64 run."""
     t = np.arange(16384) / SAMPLE_RATE
     wav = (0.5 * np.sin(2 * np.pi * (50 + 5000 * t) * t)).astype(np.float32)
-    ms = torchaudio.transforms.MelSpectrogram(n_fft=1024, hop_length=256, win_length=1024, power=2, sample_rate=22050,
-                                              f_min=0, f_max=8000, n_mels=80, norm="slaney").double()
-    truth = torch.log(torch.clamp(ms(torch.from_numpy(wav.astype(np.float64))[None]), min=1e-5))[0].numpy()
-    err_torch = np.abs(torch_dvae_mel(wav) - truth).max()
-    err_jax = np.abs(np.asarray(dvae_mel(wav)) - truth).max()
-    assert err_jax < 2e-4 and err_jax < 4 * err_torch, (err_jax, err_torch)
-    # the magnitude mel of the sidelobe bins sits at the float32 FFT noise floor (~1e-5 of the peak):
-    # there both float32 implementations are equally far from float64
-    x = torch.from_numpy(wav.astype(np.float64))[None, None]
-    y = torch.nn.functional.pad(x, (384, 384), mode="reflect")[:, 0]
-    s = torch.stft(y, 1024, 256, 1024, torch.hann_window(1024, dtype=torch.float64), center=False, return_complex=True)
-    basis = torch.from_numpy(librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0, fmax=8000, dtype=np.float64))
-    truth = torch.log(torch.clamp(basis @ torch.sqrt(s.real ** 2 + s.imag ** 2 + 1e-9), min=1e-5))[0].numpy()
-    err_torch = np.abs(torch_hifigan_mel(wav) - truth).max()
-    err_jax = np.abs(np.asarray(hifigan_mel(wav)) - truth).max()
-    assert err_jax < 4 * err_torch, (err_jax, err_torch)
+    for ours, ref, truth in [(dvae_mel(wav), torch_dvae_mel(wav), torch_dvae_mel_f64(wav)),
+                             (hifigan_mel(wav), torch_hifigan_mel(wav), torch_hifigan_mel_f64(wav))]:
+        err_jax, err_torch = np.abs(np.asarray(ours) - truth).max(), np.abs(ref - truth).max()
+        assert err_jax < 2 * err_torch, (err_jax, err_torch)
 
 
 def test_frames_multiple_of_hop():
@@ -136,13 +152,13 @@ def test_stft_matches_torch():
 
 
 def test_jit_vmap_grad():
-    x = 0.1 * jax.random.normal(jax.random.PRNGKey(0), (3, 4096))
+    x = 0.1 * jax.random.normal(jax.random.PRNGKey(0), (3, 2048))
     for fn in (dvae_mel, hifigan_mel):
         single = jnp.stack([fn(w) for w in x])
         np.testing.assert_allclose(jax.jit(jax.vmap(fn))(x), single, atol=1e-5)
         np.testing.assert_allclose(fn(x), single, atol=1e-5)  # leading axes are vmapped
         g = jax.grad(lambda w: fn(w).mean())(x[0])
-        assert g.shape == (4096,) and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
+        assert g.shape == (2048,) and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
     n = jnp.asarray(NORMS)
     np.testing.assert_allclose(jax.jit(dvae_mel)(x[0], n), dvae_mel(x[0], n), atol=1e-5)
     # gradients match torch's on the hifigan loss mel (the L1 mel loss trains through it)

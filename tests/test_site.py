@@ -236,6 +236,11 @@ def test_build_book_renders_committed_notebooks(tmp_path, capsys):
     index = (site / "index.html").read_text()
     for c in chapters:
         assert f'href="{c.html}"' in index
+    try:  # equations: MathJax copied into the site when jupyter-server-mathjax is installed, else the CDN
+        import jupyter_server_mathjax  # noqa: F401
+        assert 'src="_mathjax/MathJax.js?config=' in index and (site / "_mathjax" / "MathJax.js").exists()
+    except ImportError:
+        assert build_book.MATHJAX_CDN.split("?")[0] in index
 
 
 def test_only_unknown_notebook_is_a_clear_error(tmp_path):
@@ -298,11 +303,19 @@ def test_execute_notebook_in_profile_and_failure_names_it(tmp_path):
                         "source": ["import os; print('profile', os.environ['XTTS_BOOK_PROFILE'])"]}])
     _nb(bad, "Bad", [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None, "outputs": [],
                       "source": ["raise ValueError('chapter is broken')"]}])
+    for src in ["#| eval: false\nraise SystemExit('never run')", "#| gpu\nraise SystemExit('needs a GPU')"]:
+        nb = json.loads(good.read_text())
+        nb["cells"].append({"cell_type": "code", "id": f"s{len(nb['cells'])}", "metadata": {},
+                            "execution_count": None, "outputs": [], "source": [src]})
+        good.write_text(json.dumps(nb))
+    assert build_book.skip_reason("#| eval: false\nx", "cpu") == "eval: false"
+    assert build_book.skip_reason("#| gpu\nx", "cpu") == "gpu cell" and build_book.skip_reason("#| gpu\nx", "gpu") is None
     before = bad.read_text()
     dt = build_book.execute_notebook(good, "ci", timeout=120)
     assert dt > 0
-    out = json.loads(good.read_text())["cells"][1]["outputs"]
-    assert "profile ci" in "".join(out[0]["text"])
+    cells = json.loads(good.read_text())["cells"]
+    assert "profile ci" in "".join(cells[1]["outputs"][0]["text"])
+    assert cells[2]["outputs"] == [] and cells[3]["outputs"] == [] and "tags" not in cells[2]["metadata"]
     with pytest.raises(SystemExit, match=r"(?s)notebook bad\.ipynb FAILED.*ValueError: chapter is broken") as e:
         build_book.execute_notebook(bad, "cpu", timeout=120, failed_dir=tmp_path / "failed")
     assert "chapter is broken" in str(e.value)
@@ -387,3 +400,23 @@ def test_real_notebook_outputs_play_and_show(tmp_path):
     assert len(demo["img"]) == 1 and demo["img"][0]["w"] > 100
     assert any("02_path.html: audio #0: not embedded data" in f for f in failures)
     assert all(f.startswith("02_path.html") for f in failures)
+
+
+def test_long_exported_cells_fold_in_both_renderers(tmp_path):
+    import nbformat
+    body = "\n".join(["class Big:", "    pass"] + [f"x{i} = {i}" for i in range(45)] + ["def helper(): pass"])
+    long_export, long_plain = "#| export\n" + body, body
+    assert build_book.fold_summary(long_export) == "Code: Big, helper (48 lines)"
+    assert build_book.fold_summary(long_plain) is None            # not exported: shown as it is
+    assert build_book.fold_summary("#| export\ndef f(): pass") is None  # short: shown
+    keep, q = build_book.quarto_cell(long_export)
+    assert q.startswith('#| code-fold: true\n#| code-summary: "Code: Big, helper (48 lines)"\nclass Big:')
+    (tmp_path / "nbs").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Folds"),
+                                         nbformat.v4.new_code_cell(long_export),
+                                         nbformat.v4.new_code_cell("#| export\ny = 1")])
+    nbformat.write(nb, tmp_path / "nbs" / "01_f.ipynb")
+    build_book.render_nbconvert(build_book.chapter_order(tmp_path), tmp_path / "site")
+    html_text = (tmp_path / "site" / "01_f.html").read_text()
+    assert html_text.count('<details class="xb-fold"><summary>Code: Big, helper (48 lines)</summary>') == 1
+    assert html_text.count("<details") == 1

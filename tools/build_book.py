@@ -181,13 +181,35 @@ def build_corpus(profile, root=ROOT):
 
 
 # ----------------------------------------------------------------------------- execution
+SKIP_TAG = "skip-execution"  # nbclient's tag for cells it must not run
+
+
+def skip_reason(source, profile):
+    """Why a code cell is not run in `profile` (`#| eval: false` anywhere; `#| gpu` off the gpu profile), else None."""
+    d = cell_directives(source)
+    if str(d.get("eval", "")).lower() == "false":
+        return "eval: false"
+    if "gpu" in d and profile != "gpu":
+        return "gpu cell"
+    return None
+
+
 def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
     """Step 2: execute one notebook in place in `profile`; returns seconds; raises SystemExit naming it on failure."""
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor, CellExecutionError
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", startup_timeout=300)
+    skipped = []
+    for cell in nb.cells:  # cells nbdev_test would not run either keep their committed outputs
+        if cell.cell_type == "code" and skip_reason(cell.source, profile):
+            cell.metadata.setdefault("tags", []).append(SKIP_TAG)
+            skipped.append(cell)
+    if skipped:
+        print(f"[execute] {path.name}: {len(skipped)} cell(s) not run: "
+              + ", ".join(sorted({skip_reason(c.source, profile) for c in skipped})), flush=True)
+    ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", startup_timeout=300,
+                             skip_cells_with_tag=SKIP_TAG)
     saved = dict(os.environ)
     os.environ.update(book_env(profile, root))  # the kernel inherits this process's environment
     t0 = time.perf_counter()
@@ -211,6 +233,10 @@ def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
         os.environ.clear()
         os.environ.update(saved)
     dt = time.perf_counter() - t0
+    for cell in skipped:
+        cell.metadata["tags"].remove(SKIP_TAG)
+        if not cell.metadata["tags"]:
+            del cell.metadata["tags"]
     nbformat.write(nb, path)
     return dt
 
@@ -258,6 +284,23 @@ def strip_directives(source):
     return "\n".join(lines[i:])
 
 
+FOLD_LINES = 40  # exported cells longer than this are folded (a summary line names what they define)
+
+
+def fold_summary(source):
+    """For a long exported cell, the line a folded cell shows (e.g. `Code: load_torch, StateDictError (58 lines)`); else None."""
+    d = cell_directives(source)
+    if not any(k in d for k in ("export", "exports", "exporti")):
+        return None
+    code = strip_directives(source)
+    n = len(code.splitlines())
+    if n <= FOLD_LINES:
+        return None
+    names = re.findall(r"^(?:class|def)\s+(\w+)", code, flags=re.M)
+    what = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "") if names else "exported code"
+    return f"Code: {what} ({n} lines)"
+
+
 def prepare_for_html(nb):
     """What nbdev/Quarto do to a notebook before showing it: drop `hide` cells and front matter, strip `#|` lines, honour `echo: false`."""
     keep = []
@@ -270,7 +313,10 @@ def prepare_for_html(nb):
             if d.get("hide") is True or str(d.get("include", "")).lower() == "false" \
                     or "default_exp" in d and not cell.get("outputs"):
                 continue
+            fold = fold_summary(src)
             cell.source = strip_directives(src)
+            if fold:
+                cell.metadata["xb_fold"] = fold
             if str(d.get("echo", "")).lower() == "false":
                 cell.metadata["transient"] = {"remove_source": True}
             if not cell.source.strip() and not cell.get("outputs"):
@@ -331,6 +377,39 @@ def _body_open(attrs):
     return f'<body class="xb-page"{attrs}>'
 
 
+# nbconvert's lab template, with long exported cells folded behind a <details> summary
+FOLD_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{% block input_group -%}
+{%- if cell.metadata.get('xb_fold') -%}
+<details class="xb-fold"><summary>{{ cell.metadata.xb_fold | e }}</summary>
+{{ super() }}
+</details>
+{%- else -%}
+{{ super() }}
+{%- endif -%}
+{%- endblock input_group %}
+"""
+
+
+MATHJAX_CDN = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe"
+
+
+def local_mathjax(site):
+    """Copy MathJax 2 from the `jupyter-server-mathjax` package (when installed) into `site/_mathjax` so equations
+    render offline; returns the URL pages should load (nbconvert's CDN address when the package is missing)."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return MATHJAX_CDN
+    src = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (src / "MathJax.js").exists():
+        return MATHJAX_CDN
+    dst = Path(site) / "_mathjax"
+    if not (dst / "MathJax.js").exists():
+        shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("localization"))
+    return "_mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+
+
 def render_nbconvert(chapters, site, css_path=NBS / "styles.css"):
     """Step 3 without Quarto: each notebook to `site/<name>.html` (no execution), the front page as index.html."""
     import nbformat
@@ -338,8 +417,13 @@ def render_nbconvert(chapters, site, css_path=NBS / "styles.css"):
     site = Path(site)
     site.mkdir(parents=True, exist_ok=True)
     css = Path(css_path).read_text(encoding="utf-8") if Path(css_path).exists() else ""
-    exporter = HTMLExporter(template_name="lab")
+    from jinja2 import DictLoader
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"xb_lab.html.j2": FOLD_TEMPLATE})],
+                            template_file="xb_lab.html.j2")
     exporter.embed_images = True  # markdown images too become data: URIs
+    exporter.exclude_input_prompt = True   # no "In [ ]:" (nbdev_clean drops execution counts anyway)
+    exporter.exclude_output_prompt = True
+    exporter.mathjax_url = local_mathjax(site)
     written = []
     for i, c in enumerate(chapters):
         nb = prepare_for_html(nbformat.read(c.path, as_version=4))
@@ -369,6 +453,9 @@ def quarto_cell(source):
     if d.get("hide") is True or "default_exp" in d and len(d) == 1 and not strip_directives(source).strip():
         return False, source
     lines, out, head = source.splitlines(), [], True
+    fold = fold_summary(source)
+    if fold and "code-fold" not in d:
+        out += ["#| code-fold: true", "#| code-summary: " + json.dumps(fold)]
     for line in lines:
         m = _DIRECTIVE.match(line) if head else None
         if m:

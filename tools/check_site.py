@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 MAX_MB = 10
-SKIP_DIRS = {"site_libs", "_screenshots", "_failed", ".quarto"}
+SKIP_DIRS = {"site_libs", "_screenshots", "_failed", ".quarto", "_mathjax"}
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio",
                   "--disable-default-apps", "--disable-extensions", "--hide-scrollbars",

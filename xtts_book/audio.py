@@ -205,6 +205,12 @@ def _apply_fbank(fb: np.ndarray, spec: Array) -> Array:
     "Filterbank [m, f] @ spectrum [frames, f]^T at full float32 precision (no TF32 on GPUs)."
     return jnp.matmul(lax.stop_gradient(jnp.asarray(fb)), spec.T, precision=lax.Precision.HIGHEST)
 
+def _dvae_log_mel_padded(x: Float[Array, " t"]) -> Float[Array, "80 f"]:
+    "The DVAE log power mel of an already reflect-padded signal (frames at 0, 256, ...)."
+    spec = stft(x)
+    power = spec.real ** 2 + spec.imag ** 2
+    return jnp.log(jnp.maximum(_apply_fbank(_fbank("dvae", 8000.0), power), 1e-5))
+
 @jax.jit
 def dvae_mel(wav: Float[Array, "*b t"], mel_norms: Float[Array, " 80"] | None = None) -> Float[Array, "*b 80 f"]:
     """XTTS's DVAE mel: torchaudio power mel (center=True, HTK scale + Slaney norm, 0-8 kHz), natural log, / mel_norms.
@@ -217,10 +223,7 @@ def dvae_mel(wav: Float[Array, "*b t"], mel_norms: Float[Array, " 80"] | None = 
     t = wav.shape[-1]
     if t <= N_FFT // 2:
         raise ValueError(f"dvae_mel needs more than {N_FFT // 2} samples (reflect padding of {N_FFT // 2} each side), got {t}")
-    x = jnp.pad(wav, (N_FFT // 2, N_FFT // 2), mode="reflect")
-    spec = stft(x)
-    power = spec.real ** 2 + spec.imag ** 2
-    mel = jnp.log(jnp.maximum(_apply_fbank(_fbank("dvae", 8000.0), power), 1e-5))
+    mel = _dvae_log_mel_padded(jnp.pad(wav, (N_FFT // 2, N_FFT // 2), mode="reflect"))
     if mel_norms is not None:
         mel = mel / jnp.asarray(mel_norms, jnp.float32)[:, None]
     return mel
@@ -252,6 +255,8 @@ def mel_frames(n_samples: int, kind: str = "hifigan") -> int:
     raise ValueError(f"kind must be 'hifigan' or 'dvae', got {kind!r}")
 
 # %% ../nbs/00_audio.ipynb 28
+_dvae_log_mel_padded_jit = jax.jit(_dvae_log_mel_padded)
+
 def compute_mel_norms(wavs) -> np.ndarray:
     """Per-bin mean of the (unnormalised) DVAE log mel over every frame of `wavs`, as XTTS's `mel_stats`.
 
@@ -261,7 +266,12 @@ def compute_mel_norms(wavs) -> np.ndarray:
         w = np.asarray(w, np.float32)
         if w.ndim != 1 or w.shape[0] <= N_FFT // 2:
             raise ValueError(f"compute_mel_norms: wave {i} has shape {w.shape}; need 1-D with more than {N_FFT // 2} samples")
-        mel = np.asarray(dvae_mel(w), np.float64)
+        # Every clip has its own length, and a jitted function compiles once per shape. So we pad the
+        # reflect-padded clip with zeros up to a power of two and keep only its own 1 + N // 256 frames:
+        # those frames never read the zeros, so they equal dvae_mel(w) exactly, with a handful of compiles.
+        x = np.pad(w, (N_FFT // 2, N_FFT // 2), mode="reflect")
+        bucket = max(8192, 1 << int(np.ceil(np.log2(len(x)))))
+        mel = np.asarray(_dvae_log_mel_padded_jit(np.pad(x, (0, bucket - len(x)))), np.float64)[:, : 1 + len(w) // HOP]
         total += mel.sum(axis=1)
         frames += mel.shape[1]
     if frames == 0:

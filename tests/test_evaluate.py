@@ -1,0 +1,224 @@
+"""Chapter 07's metrics on known cases, the Griffin-Lim baseline, the mel converter and the `xtts-book eval` CLI."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from xtts_book import evaluate as ev
+
+SR = 22050
+FIXTURE = Path(__file__).parent / "fixtures" / "eval" / "cannot-complete-as-dialed.g722"
+
+
+def toy_voice(seconds=2.0, f0=140.0, seed=0):
+    "A vowel-like test signal: a pulse train through three formants under a slow envelope."
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))) / SR
+    x = sum(np.cos(k * phase) / k for k in range(1, 40) if k * f0 < SR / 2)
+    for fc, bw in ((700, 110), (1200, 120), (2600, 200)):
+        r, th = np.exp(-np.pi * bw / SR), 2 * np.pi * fc / SR
+        x = lfilter([1 - r], [1, -2 * r * np.cos(th), r * r], x)
+    x = x * np.clip(np.sin(2 * np.pi * 1.3 * t), 0, None) ** 0.5
+    x = x + 1e-3 * np.random.default_rng(seed).standard_normal(t.size)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def voice():
+    clean = toy_voice()
+    rng = np.random.default_rng(1)
+    return {"clean": clean,
+            "noisy": (clean + 0.03 * rng.standard_normal(clean.size)).astype(np.float32),
+            "delayed": np.concatenate([np.zeros(441, np.float32), clean])[: clean.size],
+            "quiet": 0.5 * clean}
+
+
+@pytest.fixture(scope="module")
+def real_speech():
+    "The fixture prompt decoded from G.722 (16 kHz) and resampled to 22,050 Hz, with its transcript."
+    import G722
+    import librosa
+    pcm = np.asarray(G722.G722(16000, 64000).decode(FIXTURE.read_bytes()), np.float32) / 32768
+    return librosa.resample(pcm, orig_sr=16000, target_sr=SR).astype(np.float32), "Your call cannot be completed as dialed."
+
+
+def write_tiny_corpus(folder: Path, items) -> Path:
+    "A corpus folder as `xtts_book.data.load_manifest` reads it: WAVs and a manifest, every clip in 'val'."
+    import soundfile as sf
+    (folder / "wavs").mkdir(parents=True)
+    rows = []
+    for cid, wav, text in items:
+        sf.write(folder / "wavs" / f"{cid}.wav", wav, SR)
+        rows.append({"id": cid, "path": f"wavs/{cid}.wav", "seconds": len(wav) / SR, "text": text, "speaker": "s", "split": "val"})
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="mono wave"):
+        ev.as_wave(np.zeros((2, 100)))
+    with pytest.raises(ValueError, match="NaN"):
+        ev.as_wave(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="empty"):
+        ev.as_wave(np.zeros(0))
+    with pytest.raises(ValueError, match=r"mel \[80, T\]"):
+        ev.griffin_lim(np.zeros((64, 10)))
+
+
+def test_align_and_lag(voice):
+    r, d = ev.align(voice["clean"], voice["clean"][:1000])
+    assert r.shape == d.shape == (1000,)
+    assert ev.best_lag(voice["clean"], voice["delayed"]) == 441
+    assert ev.best_lag(voice["clean"], voice["clean"]) == 0
+
+
+def test_pesq(voice):
+    same = ev.pesq_wb(voice["clean"], voice["clean"])
+    assert same == pytest.approx(4.64, abs=0.01)
+    assert ev.pesq_wb(voice["clean"], voice["noisy"]) < same - 1
+    assert 3.0 < ev.pesq_wb(voice["clean"], voice["delayed"]) < same   # PESQ re-aligns, but the cut edges cost
+    assert ev.pesq_wb(voice["clean"], voice["quiet"]) > 4.0        # and normalises the level
+
+
+def test_stoi(voice):
+    assert ev.stoi(voice["clean"], voice["clean"]) == pytest.approx(1.0, abs=1e-6)
+    loud = voice["clean"] + 0.3 * np.random.default_rng(2).standard_normal(voice["clean"].size).astype(np.float32)
+    assert ev.stoi(voice["clean"], loud) < 0.9
+
+
+def test_mr_stft(voice):
+    same = ev.mr_stft(voice["clean"], voice["clean"])
+    assert same == {"total": 0.0, "sc": 0.0, "mag": 0.0}
+    for k in ("noisy", "delayed"):
+        d = ev.mr_stft(voice["clean"], voice[k])
+        assert d["total"] > 0.1 and d["total"] == pytest.approx(d["sc"] + d["mag"])
+    assert ev.mr_stft(voice["clean"], voice["quiet"])["mag"] == pytest.approx(math.log(2), rel=0.01)
+
+
+def test_mcd_and_mel_l1(voice):
+    assert ev.mcd(voice["clean"], voice["clean"]) == 0.0
+    assert ev.mcd(voice["clean"], voice["quiet"]) < 0.01            # a level change is c0, which MCD drops
+    assert ev.mcd(voice["clean"], voice["noisy"]) > 1.0
+    assert ev.mel_l1(voice["clean"], voice["clean"]) == 0.0
+    assert ev.mel_l1(voice["clean"], voice["noisy"]) > 0.1
+
+
+def test_text_normalisation_and_wer():
+    assert ev.normalize_text("Press 1, then 25 -- Call-Forward!") == "press one then twenty five call forward"
+    assert ev.normalize_text("a 28.8 kilobit modem; 'don't'") == "a twenty eight point eight kilobit modem don't"
+    assert ev.number_words(1234) == "one thousand two hundred thirty four"
+    with pytest.raises(ValueError, match="out of range"):
+        ev.number_words(-1)
+    assert ev.word_errors("The pound key.", "the pound key") == (0, 3)
+    assert ev.word_errors("please enter the pound key", "please add the panty") == (3, 5)
+    assert ev.word_errors("a b c", "") == (3, 3)
+
+
+def test_asr_on_real_speech_and_noise(real_speech):
+    wav, text = real_speech
+    asr = ev.get_recognizer()
+    e, n = ev.word_errors(text, asr(wav))
+    assert n == 7 and e / n <= 0.3, f"clean prompt: {e} errors in {n} words"
+    noise = (0.1 * np.random.default_rng(3).standard_normal(wav.size)).astype(np.float32)
+    e, n = ev.word_errors(text, asr(noise))
+    assert e / n >= 0.8
+
+
+def test_dnsmos(real_speech):
+    wav, _ = real_speech
+    clean = ev.dnsmos(wav)
+    noisy = ev.dnsmos(np.clip(wav + 0.1 * np.random.default_rng(4).standard_normal(wav.size), -1, 1))
+    assert set(clean) == {"ovrl", "sig", "bak", "p808"}
+    assert clean["ovrl"] > noisy["ovrl"] + 0.5 and clean["bak"] > noisy["bak"]
+
+
+def test_griffin_lim_is_aligned_and_worse(real_speech):
+    from xtts_book.audio import hifigan_mel
+    wav, _ = real_speech
+    mel = np.asarray(hifigan_mel(wav))
+    y = ev.griffin_lim(mel, n_iter=16)
+    assert y.shape == (256 * mel.shape[1],) and y.dtype == np.float32
+    shifts = [-128, -64, 0, 64, 128]
+    d = [ev.mr_stft(wav, np.roll(y, s))["total"] for s in shifts]
+    assert shifts[int(np.argmin(d))] == 0, d
+    assert 1.5 < ev.pesq_wb(wav, y) < 4.0
+
+
+def test_dvae_to_hifigan_mel(real_speech):
+    from xtts_book.audio import compute_mel_norms, dvae_mel, hifigan_mel
+    wav, _ = real_speech
+    norms = compute_mel_norms([wav])
+    direct = np.asarray(hifigan_mel(wav))
+    conv = ev.dvae_to_hifigan_mel(np.asarray(dvae_mel(wav, norms)), norms)
+    assert conv.shape == direct.shape
+    loud = direct > np.log(3e-3)                                  # above the DVAE mel's power floor
+    assert np.abs(conv - direct)[loud].mean() < 0.6
+    with pytest.raises(ValueError, match="DVAE mel"):
+        ev.dvae_to_hifigan_mel(np.zeros((80, 1)))
+
+
+def test_summary_table_and_targets():
+    rows = []
+    for i in range(3):
+        rows.append({"id": f"c{i}", "system": "ground_truth", "pesq_wb": 4.64, "mr_stft": 0.0, "errors": 1, "words": 10, "rtf": 0.0})
+        rows.append({"id": f"c{i}", "system": "griffin_lim", "pesq_wb": 2.5, "mr_stft": 0.7, "errors": 2, "words": 10, "rtf": 0.1})
+        rows.append({"id": f"c{i}", "system": "hifigan", "pesq_wb": 3.2 + 0.1 * i, "mr_stft": 0.5, "errors": 2, "words": 10, "rtf": 0.1})
+    res = {"systems": {"ground_truth": {"label": "Ground truth", "train_minutes": None},
+                       "griffin_lim": {"label": "Griffin-Lim", "train_minutes": None},
+                       "hifigan": {"label": "HiFi-GAN", "train_minutes": 60.0}}, "per_clip": rows}
+    res["summary"] = ev.summarize(res)
+    assert res["summary"]["ground_truth"]["wer"] == pytest.approx(10.0)
+    assert res["summary"]["hifigan"]["pesq_wb"] == pytest.approx(3.3)
+    table = ev.results_table(res)
+    assert table.count("\n") == 4 and "| HiFi-GAN | 60 |" in table
+    targets = ev.check_targets(res)
+    t = lambda start: next(x for x in targets if x["target"].startswith(start))
+    assert t("HiFi-GAN beats Griffin-Lim by")["holds"] is True
+    assert t("HiFi-GAN beats Griffin-Lim by")["value"] == pytest.approx(0.8)
+    assert t("HiFi-GAN beats Griffin-Lim on MR-STFT")["holds"] is True
+    assert t("HiFi-GAN WER within 5")["value"] == pytest.approx(10.0)
+    assert t("HiFi-GAN WER within 5")["holds"] is False
+    assert t("DVAE -> HiFi-GAN WER")["holds"] is None
+    assert "**not yet**" in ev.targets_markdown(targets)
+
+
+def test_checkpoint_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        ev.find_checkpoint(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="without checkpoints"):
+        ev.find_checkpoint(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    for n in ("step_00000100.eqx", "step_00000200.eqx"):
+        (tmp_path / "checkpoints" / n).write_bytes(b"{}\n")
+    assert ev.find_checkpoint(tmp_path).name == "step_00000200.eqx"
+    (tmp_path / "checkpoints" / "best.eqx").write_bytes(b"{}\n")
+    assert ev.find_checkpoint(tmp_path).name == "best.eqx"
+    assert [p.name for p in ev.run_checkpoints(tmp_path)] == ["step_00000100.eqx", "step_00000200.eqx"]
+
+
+def test_cli_ground_truth_and_griffin_lim(tmp_path, capsys, real_speech):
+    wav, text = real_speech
+    corpus = write_tiny_corpus(tmp_path / "corpus", [("gt0", wav[: SR * 2], text)])
+    out, head = tmp_path / "results.json", tmp_path / "headline.md"
+    rc = ev.eval_cli(["--data", str(corpus), "--clips", "1", "--out", str(out), "--headline", str(head),
+                      "--checkpoint", str(tmp_path / "no-run"), "--no-dnsmos"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "skipped hifigan" in printed and "no such checkpoint" in printed and "skipped dvae_hifigan" in printed
+    assert "| Ground truth |" in printed and "| Griffin-Lim (32 it.) |" in printed
+    r = json.loads(out.read_text())
+    assert set(r["systems"]) == {"ground_truth", "griffin_lim"}
+    assert len(r["per_clip"]) == 2 and r["meta"]["clips"] == 1 and r["meta"]["profile"]
+    assert len(r["meta"]["commit"]) >= 7
+    gt = r["summary"]["ground_truth"]
+    assert gt["pesq_wb"] == pytest.approx(4.64, abs=0.01) and gt["mr_stft"] == 0.0 and gt["wer_gt"] == 0.0
+    assert r["summary"]["griffin_lim"]["pesq_wb"] < 4.0
+    assert "Ground truth" in head.read_text()
+
+
+def test_cli_bad_data(tmp_path, capsys):
+    assert ev.eval_cli(["--data", str(tmp_path / "missing")]) == 2
+    assert "no such corpus folder" in capsys.readouterr().err
