@@ -236,3 +236,18 @@ def test_loaded_arrays_do_not_alias_torch_memory():
         ds_t.convs[4].weight_orig.mul_(2.0)
     np.testing.assert_array_equal(np.asarray(st.get(d.convs[4].uv_index)[0]), u_before)
     np.testing.assert_array_equal(np.asarray(d.convs[4].layer.weight), w_before)
+
+
+def test_construction_matches_pytorch_init():
+    "Our constructor: weight-norm g = ||v|| at init, weights and biases in PyTorch's +-1/sqrt(fan_in), unit u and v."
+    p = DiscriminatorP(7, key=jr.PRNGKey(1))
+    for conv in p.convs + (p.conv_post,):
+        v = np.asarray(conv.layer.weight)
+        bound = 1 / np.sqrt(np.prod(v.shape[1:]))
+        assert bound >= np.abs(v).max() > 0.9 * bound and np.abs(np.asarray(conv.layer.bias)).max() <= bound
+        np.testing.assert_allclose(np.asarray(conv.g).ravel(), np.sqrt((v ** 2).sum(axis=(1, 2, 3))), rtol=1e-5)
+    sn, st = eqx.nn.make_with_state(SpectralNorm)(eqx.nn.Conv1d(128, 256, 41, groups=16, key=jr.PRNGKey(2)),
+                                                  key=jr.PRNGKey(3))
+    u, v = st.get(sn.uv_index)
+    assert u.shape == (256,) and v.shape == (8 * 41,)
+    np.testing.assert_allclose([np.linalg.norm(u), np.linalg.norm(v)], [1.0, 1.0], rtol=1e-5)

@@ -241,7 +241,7 @@ def discriminate(disc: eqx.Module, wavs: Float[Array, "b 1 t"], state: eqx.nn.St
     run = lambda w, s: disc(w, s, inference=inference)
     return jax.vmap(run, in_axes=(0, None), out_axes=(0, 0, None), axis_name="batch")(wavs, state)
 
-# %% ../nbs/04_discriminators.ipynb 37
+# %% ../nbs/04_discriminators.ipynb 33
 def _named_norm_layers(disc) -> list[tuple[str, tuple]]:
     "(PyTorch prefix, path of indices) of every normalised conv in a discriminator, in state-dict order."
     if isinstance(disc, (DiscriminatorP, DiscriminatorS)):
@@ -301,7 +301,7 @@ def load_discriminator(disc, state_dict: Mapping, state: eqx.nn.State | None = N
         disc = eqx.tree_at(lambda d: _get(d, path), disc, layer)
     return disc, state
 
-# %% ../nbs/04_discriminators.ipynb 38
+# %% ../nbs/04_discriminators.ipynb 34
 def split_discriminator_state_dict(checkpoint: Mapping) -> tuple[dict, dict]:
     """The MPD and MSD state dicts of a checkpoint: the official `do_*` dict {'mpd': sd, 'msd': sd, ...},
     or one flat dict with `mpd.*` / `msd.*` keys under any prefix (Coqui's `HifiganDiscriminator`, `model_d.`)."""
@@ -334,7 +334,7 @@ def discriminators_from_torch(mpd_state_dict: Mapping, msd_state_dict: Mapping, 
     assert not left, f"{len(left)} arrays were not loaded"
     return mpd, msd, state
 
-# %% ../nbs/04_discriminators.ipynb 43
+# %% ../nbs/04_discriminators.ipynb 39
 def discriminator_loss(real_scores: Sequence[Array], fake_scores: Sequence[Array]) -> tuple[Array, list, list]:
     """Least-squares GAN loss of the discriminators: sum over discriminators of mean((1 - D(real))^2) + mean(D(fake)^2).
 
@@ -364,7 +364,7 @@ def feature_loss(real_feats: Sequence[Sequence[Array]], fake_feats: Sequence[Seq
         raise ValueError("real and fake feature lists differ in the number of discriminators or layers")
     return 2.0 * sum(jnp.mean(jnp.abs(r - g)) for rs, gs in zip(real_feats, fake_feats) for r, g in zip(rs, gs))
 
-# %% ../nbs/04_discriminators.ipynb 44
+# %% ../nbs/04_discriminators.ipynb 40
 def mel_loss(wav_real: Float[Array, "*b t"], wav_fake: Float[Array, "*b t"]) -> Float[Array, ""]:
     """Unweighted L1 between the HiFi-GAN loss mels (fmax None = sr/2) of real and generated audio (official `F.l1_loss`).
 
