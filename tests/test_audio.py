@@ -74,7 +74,7 @@ def assert_parity(ours, ref, truth_fn, tol=1e-4):
 def _random_waves():
     rng = np.random.default_rng(1234)
     out = []
-    for n, amp in [(513, 0.5), (1000, 0.3), (8192, 0.1), (8192 + 77, 1.0), (22050, 0.01), (12345, 1e-3), (40001, 0.2)]:
+    for n, amp in [(513, 0.5), (8192 + 77, 1.0), (22050, 0.01), (12345, 1e-3), (40001, 0.2)]:
         out.append((f"noise{n}@{amp}", np.clip(amp * rng.standard_normal(n), -1, 1).astype(np.float32)))
     return out
 

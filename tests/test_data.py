@@ -335,3 +335,20 @@ def test_parallel_builds_build_once(tmp_path):
     assert all(p.returncode == 0 for p in procs)
     assert sum("nothing to do" in o for o in outs) == 1, outs
     assert len(load_manifest(tmp_path / "c")) == 3
+
+
+def test_ljspeech_download_path(tmp_path):
+    "fetch_ljspeech end to end on a tiny archive served from a file:// URL (no network here)."
+    import tarfile
+    src = tmp_path / "src" / "LJSpeech-1.1"
+    (src / "wavs").mkdir(parents=True)
+    sf.write(src / "wavs" / "LJ001-0001.wav", _sine(22050, 1.0), 22050, subtype="PCM_16")
+    (src / "metadata.csv").write_text("LJ001-0001|Hello there|hello there\n")
+    archive = tmp_path / "LJSpeech-1.1.tar.bz2"
+    with tarfile.open(archive, "w:bz2") as tf:
+        tf.add(src, arcname="LJSpeech-1.1")
+    out = build_corpus("ljspeech", tmp_path / "lj", download=True, url=archive.as_uri(), progress=False)
+    assert [r["id"] for r in load_manifest(out)] == ["LJ001-0001"]
+    assert (data_root() / "LJSpeech-1.1" / "metadata.csv").exists()
+    with pytest.raises(RuntimeError, match="could not download"):
+        data.fetch_ljspeech(tmp_path / "elsewhere", url=(tmp_path / "nope.tar.bz2").as_uri())

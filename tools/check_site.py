@@ -351,6 +351,7 @@ PAGE_SCRIPT = r"""
     const srcs = [a.getAttribute('src')].concat(
       Array.from(a.querySelectorAll('source')).map(s => s.getAttribute('src'))).filter(Boolean);
     const rec = {index: i, src: short(srcs[0]), n_src: srcs.length,
+                 y: Math.round(a.getBoundingClientRect().top + window.scrollY),
                  embedded: srcs.length > 0 && srcs.every(s => s.startsWith('data:')),
                  duration: null, error: null, decoded: null, decodeError: null};
     if (a.readyState < 1) {
@@ -381,6 +382,7 @@ PAGE_SCRIPT = r"""
     if (!im.complete) { await Promise.race([new Promise(r => { im.onload = r; im.onerror = r; }), wait(15000)]); }
     try { await Promise.race([im.decode(), wait(5000)]); } catch (e) {}
     out.img.push({index: i, src: short(im.getAttribute('src')), complete: im.complete,
+                  y: Math.round(im.getBoundingClientRect().top + window.scrollY),
                   w: im.naturalWidth, h: im.naturalHeight});
   }
   return JSON.stringify(out);

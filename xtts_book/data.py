@@ -4,10 +4,11 @@
 
 # %% auto 0
 __all__ = ['ESPEAK_VOICES', 'ESPEAK_RATES', 'ESPEAK_SENTENCES', 'ASTERISK_PACKAGES', 'ASTERISK_SPEAKER', 'AUDIO_EXTENSIONS',
-           'MIN_SAMPLES', 'CORPUS_VERSION', 'data_root', 'Utterance', 'espeak_synthesize', 'espeak_utterances',
-           'fetch_asterisk', 'decode_g722', 'parse_asterisk_transcripts', 'asterisk_utterances', 'ljspeech_utterances',
-           'folder_utterances', 'source_utterances', 'split_of', 'build_corpus', 'load_manifest', 'load_skipped',
-           'load_split', 'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch', 'corpus_cli']
+           'LJSPEECH_URL', 'MIN_SAMPLES', 'CORPUS_VERSION', 'data_root', 'Utterance', 'espeak_synthesize',
+           'espeak_utterances', 'fetch_asterisk', 'decode_g722', 'parse_asterisk_transcripts', 'asterisk_utterances',
+           'fetch_ljspeech', 'ljspeech_utterances', 'folder_utterances', 'source_utterances', 'split_of',
+           'build_corpus', 'load_manifest', 'load_skipped', 'load_split', 'corpus_stats', 'corpus_mel_norms',
+           'default_corpus', 'segment_batch', 'corpus_cli']
 
 # %% ../nbs/00_data.ipynb 2
 import argparse
@@ -274,6 +275,31 @@ def asterisk_utterances(root: Path | None = None) -> tuple[list[Utterance], list
 # %% ../nbs/00_data.ipynb 16
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
+LJSPEECH_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
+
+def fetch_ljspeech(dest: Path | None = None, url: str = LJSPEECH_URL) -> Path:
+    "Download (2.6 GB) and unpack LJSpeech-1.1 under `dest` (default: the data root) once; returns its directory."
+    import tarfile, urllib.request
+    dest = Path(dest) if dest is not None else data_root()
+    root = dest / "LJSpeech-1.1"
+    if (root / "metadata.csv").exists():
+        return root
+    archive = dest / "downloads" / Path(url).name
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    if not archive.exists():
+        part = archive.with_name(archive.name + ".part")
+        try:
+            with urllib.request.urlopen(url) as r, open(part, "wb") as f:
+                shutil.copyfileobj(r, f, 1 << 20)
+        except OSError as e:
+            raise RuntimeError(f"could not download {url} ({e}); download it by hand and unpack it into {dest}") from None
+        part.rename(archive)
+    with tarfile.open(archive) as tf:
+        tf.extractall(dest, filter="data")
+    if not (root / "metadata.csv").exists():
+        raise RuntimeError(f"{archive} did not contain LJSpeech-1.1/metadata.csv")
+    return root
+
 def ljspeech_utterances(root) -> tuple[list[Utterance], list[dict]]:
     "Utterances of an LJSpeech-layout directory (`metadata.csv` + `wavs/`); rows without a file are skipped."
     root = Path(root)
@@ -321,7 +347,10 @@ def source_utterances(source: str, **options) -> tuple[list[Utterance], list[dic
         keys = ("sentences", "voices", "rates")
         return espeak_utterances(**{k: options[k] for k in keys if k in options}), []
     if source == "ljspeech":
-        return ljspeech_utterances(options.get("root") or data_root() / "LJSpeech-1.1")
+        root = options.get("root") or data_root() / "LJSpeech-1.1"
+        if options.get("download") and not (Path(root) / "metadata.csv").exists():
+            root = fetch_ljspeech(Path(root).parent, options.get("url", LJSPEECH_URL))
+        return ljspeech_utterances(root)
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"corpus source {source!r}: not asterisk|espeak|ljspeech and no such directory")
@@ -530,6 +559,7 @@ def corpus_cli(argv: list[str] | None = None) -> int:
     b.add_argument("--limit", type=int, default=None, help="use only the first N utterances")
     b.add_argument("--val-fraction", type=float, default=0.05, help="fraction of ids in the validation split")
     b.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
+    b.add_argument("--download", action="store_true", help="ljspeech: download LJSpeech-1.1 (2.6 GB) if it is missing")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     i = sub.add_parser("info", help="statistics of a built corpus")
     i.add_argument("corpus", help="corpus directory")
@@ -537,8 +567,9 @@ def corpus_cli(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "build":
+            extra = {"download": True} if args.download and args.source == "ljspeech" else {}
             out = build_corpus(args.source, args.out, limit=args.limit, val_fraction=args.val_fraction,
-                               force=args.force, progress=not args.quiet)
+                               force=args.force, progress=not args.quiet, **extra)
             print(out)
             return 0
         stats = corpus_stats(args.corpus)
