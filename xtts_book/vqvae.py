@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['DVAEConfig', 'dvae_config', 'ResBlock', 'Encoder', 'UpsampledConv', 'Decoder', 'Quantizer', 'DVAEOutput',
            'DiscreteVAE', 'count_params', 'dvae_torch_keys', 'dvae_from_torch', 'dvae_to_torch', 'dvae_forward',
-           'dvae_loss', 'dvae_optimizer', 'make_dvae_step']
+           'dvae_loss', 'dvae_optimizer', 'make_dvae_step', 'dvae_eval', 'dvae_mel_to_audio']
 
 # %% ../nbs/01_vqvae.ipynb 2
 import dataclasses
@@ -479,3 +479,19 @@ def make_dvae_step(optimizer: optax.GradientTransformation):
         model = eqx.apply_updates(model, updates)
         return model, state, opt_state, dict(metrics, **{"dvae/loss": loss})
     return step
+
+# %% ../nbs/01_vqvae.ipynb 37
+@eqx.filter_jit
+def dvae_eval(model: DiscreteVAE, state: eqx.nn.State, mels: Float[Array, "b c t"]) -> dict:
+    "Inference-mode reconstruction MSE (decoding the codes, as the reference's eval) and the codes of `mels`."
+    o, _ = dvae_forward(eqx.nn.inference_mode(model), state, mels)
+    return {"recon_mse": o.recon.mean(), "codes": o.codes}
+
+# %% ../nbs/01_vqvae.ipynb 41
+def dvae_mel_to_audio(mel, mel_norms, n_iter: int = 32) -> np.ndarray:
+    "Griffin-Lim waveform of a normalised DVAE mel `(80, t)`: undo `/ mel_norms` and `log`, invert the power mel."
+    import librosa
+    power = np.exp(np.asarray(mel, np.float64) * np.asarray(mel_norms, np.float64)[:, None])
+    return librosa.feature.inverse.mel_to_audio(power, sr=22050, n_fft=1024, hop_length=256, win_length=1024,
+                                                power=2.0, htk=True, norm="slaney", fmin=0.0, fmax=8000.0,
+                                                n_iter=n_iter).astype(np.float32)
