@@ -199,7 +199,7 @@ class DiscriminatorS(eqx.Module):
 def avg_pool(x: Float[Array, "c t"], kernel: int = 4, stride: int = 2, padding: int = 2) -> Float[Array, "c t2"]:
     "PyTorch's `AvgPool1d(kernel, stride, padding)` with `count_include_pad=True`: zero padding counts in the mean."
     x = jnp.pad(x, ((0, 0), (padding, padding)))
-    summed = jax.lax.reduce_window(x, jnp.zeros((), x.dtype), jax.lax.add, (1, kernel), (1, stride), "VALID")
+    summed = jax.lax.reduce_window(x, x.dtype.type(0), jax.lax.add, (1, kernel), (1, stride), "VALID")
     return summed / kernel
 
 # %% ../nbs/04_discriminators.ipynb 29
