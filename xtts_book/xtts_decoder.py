@@ -258,7 +258,7 @@ class ResNetSpeakerEncoder(eqx.Module):
             x = x / jnp.maximum(jnp.linalg.norm(x), 1e-12)
         return x
 
-# %% ../nbs/06_xtts_decoder.ipynb 24
+# %% ../nbs/06_xtts_decoder.ipynb 26
 class HifiDecoder(eqx.Module):
     """XTTS's HifiDecoder: GPT latents and a speaker vector to 24 kHz audio.
 
