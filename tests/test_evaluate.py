@@ -1,5 +1,6 @@
 """Chapter 07's metrics on known cases, the Griffin-Lim baseline, the mel converter and the `xtts-book eval` CLI."""
 import json
+from dataclasses import asdict
 import math
 from pathlib import Path
 
@@ -120,11 +121,13 @@ def test_text_normalisation_and_wer():
 def test_asr_on_real_speech_and_noise(real_speech):
     wav, text = real_speech
     asr = ev.get_recognizer()
-    e, n = ev.word_errors(text, asr(wav))
+    heard = asr(wav)
+    e, n = ev.word_errors(text, heard)
     assert n == 7 and e / n <= 0.3, f"clean prompt: {e} errors in {n} words"
     noise = (0.1 * np.random.default_rng(3).standard_normal(wav.size)).astype(np.float32)
     e, n = ev.word_errors(text, asr(noise))
     assert e / n >= 0.8
+    assert asr(wav) == heard, "the transcript of a clip must not depend on what the recogniser heard before"
 
 
 def test_dnsmos(real_speech):
@@ -222,3 +225,65 @@ def test_cli_ground_truth_and_griffin_lim(tmp_path, capsys, real_speech):
 def test_cli_bad_data(tmp_path, capsys):
     assert ev.eval_cli(["--data", str(tmp_path / "missing")]) == 2
     assert "no such corpus folder" in capsys.readouterr().err
+
+
+def _save_ci_checkpoints(tmp_path: Path):
+    "A ci-sized HiFi-GAN run and DVAE run in the training loop's checkpoint format."
+    hifigan = pytest.importorskip("xtts_book.hifigan")
+    import equinox as eqx
+    import jax.numpy as jnp
+    import jax.random as jr
+    from xtts_book import train
+    from xtts_book.vqvae import DiscreteVAE, dvae_config
+    hcfg = train.recipe("hifigan", "ci")
+    gen = hifigan.Generator(hifigan.generator_config("ci"), key=jr.PRNGKey(1))
+    # the generator leads the training state; what follows it (discriminators, optimisers) is not read
+    hrun = tmp_path / "hifigan-ci"
+    train.save_checkpoint(hrun / "checkpoints" / "step_00000002.eqx", (gen, jnp.ones(5)),
+                          {"step": 2, "elapsed_s": 90.0, "model": "hifigan", "config": asdict(hcfg)})
+    dcfg = train.recipe("dvae", "ci")
+    model, ema = eqx.nn.make_with_state(DiscreteVAE)(dvae_config("ci"), key=jr.PRNGKey(2))
+    opt = train.make_optimizer(dcfg)
+    norms = jnp.linspace(-7.0, -9.5, 80)
+    state = train.DVAEState(model, ema, opt.init(eqx.filter(model, eqx.is_array)), norms, jr.PRNGKey(3), **train.counters())
+    drun = tmp_path / "dvae-ci"
+    train.save_checkpoint(drun / "checkpoints" / "best.eqx", state,
+                          {"step": 4, "elapsed_s": 30.0, "model": "dvae", "config": asdict(dcfg)})
+    return gen, hrun, model, norms, drun
+
+
+def test_load_checkpoints_and_vocode(tmp_path):
+    import jax
+    gen, hrun, model, norms, drun = _save_ci_checkpoints(tmp_path)
+    g2, info = ev.load_generator(hrun)
+    assert info["step"] == 2 and info["train_minutes"] == 1.5 and info["profile"] == "ci"
+    import equinox as eqx
+    arrays = lambda m: jax.tree.leaves(eqx.filter(m, eqx.is_array))
+    assert len(arrays(gen)) == len(arrays(g2)) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(gen), arrays(g2)))
+    m2, ema2, n2, dinfo = ev.load_dvae(drun)
+    assert np.allclose(n2, np.asarray(norms)) and dinfo["step"] == 4
+    with pytest.raises(ValueError, match="not a HiFi-GAN one"):
+        ev.load_generator(drun)
+    wav = toy_voice(0.6)
+    from xtts_book.audio import dvae_mel, hifigan_mel
+    y = ev.vocode(g2, hifigan_mel(wav))
+    assert y.shape == (256 * (len(wav) // 256),) and np.all(np.isfinite(y))
+    m = ev.dvae_roundtrip(m2, ema2, dvae_mel(wav, n2))
+    assert m.shape == (80, 1 + len(wav) // 256)
+    found = ev.find_runs("hifigan", "ci", root=tmp_path)
+    assert [Path(r["run"]).name for r in found] == ["hifigan-ci"]
+
+
+def test_cli_with_checkpoints(tmp_path, capsys):
+    _, hrun, _, _, drun = _save_ci_checkpoints(tmp_path)
+    corpus = write_tiny_corpus(tmp_path / "corpus", [("v0", toy_voice(1.0), "a vowel")])
+    out = tmp_path / "r.json"
+    rc = ev.eval_cli(["--data", str(corpus), "--checkpoint", str(hrun), "--dvae", str(drun), "--out", str(out),
+                      "--no-asr", "--no-dnsmos", "--curve", str(hrun)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert list(r["systems"]) == ["ground_truth", "griffin_lim", "hifigan", "hifigan_converted", "dvae_hifigan"]
+    assert r["systems"]["hifigan"]["train_minutes"] == 1.5 and r["systems"]["dvae_hifigan"]["step"] == 4
+    assert len(r["curve"]) == 1 and r["curve"][0]["step"] == 2
+    assert "| DVAE -> HiFi-GAN |" in capsys.readouterr().out

@@ -170,11 +170,13 @@ class Recognizer:
         except ImportError as e:
             raise ImportError("the WER columns need `pocketsphinx` (pip install pocketsphinx)") from e
         self.decoder = Decoder(samprate=LISTEN_SR, loglevel="FATAL")
+        self.config = self.decoder.config
 
     def __call__(self, wav, sr: int = SR) -> str:
         w = resample(wav, sr, LISTEN_SR)
         pcm = (np.clip(w, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
         d = self.decoder
+        d.reinit(self.config)     # fresh state: the decoder adapts (cepstral means) across utterances otherwise
         d.start_utt(); d.process_raw(pcm, full_utt=True); d.end_utt()
         hyp = d.hyp()
         return normalize_text(hyp.hypstr if hyp is not None else "")
@@ -380,11 +382,26 @@ def checkpoint_info(header: dict, path) -> dict:
             "step": header.get("step"), "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2)}
 
 def load_generator(path):
-    "The HiFi-GAN generator of a checkpoint or run folder. **Returns:** `(generator, info)`."
-    state, header, path = load_training_state(path)
-    if not hasattr(state, "gen"):
+    """The HiFi-GAN generator of a checkpoint or run folder. **Returns:** `(generator, info)`.
+
+    The generator is the first field of the training state, so its arrays are the first ones in the file: we
+    read just those, which works whatever discriminators or optimiser the run used."""
+    import jax, jax.random as jr, equinox as eqx
+    from xtts_book import train
+    from xtts_book.hifigan import Generator, generator_config
+    path = find_checkpoint(path)
+    header = train.read_header(path)
+    if header.get("model", header.get("config", {}).get("model")) != "hifigan":
         raise ValueError(f"{path}: a {header.get('model')} checkpoint, not a HiFi-GAN one")
-    return state.gen, checkpoint_info(header, path)
+    profile = header.get("config", {}).get("profile")
+    shape = eqx.filter_eval_shape(lambda: Generator(generator_config(profile), key=jr.PRNGKey(0)))
+    is_leaf = lambda x: isinstance(x, jax.ShapeDtypeStruct)
+    arrays = jax.tree.map(lambda x: x if is_leaf(x) else None, shape, is_leaf=is_leaf)
+    static = jax.tree.map(lambda x: None if is_leaf(x) else x, shape, is_leaf=is_leaf)
+    with open(path, "rb") as f:
+        f.readline()
+        arrays = eqx.tree_deserialise_leaves(f, arrays)
+    return eqx.combine(arrays, static), checkpoint_info(header, path)
 
 def load_dvae(path):
     "The DVAE of a checkpoint or run folder. **Returns:** `(model, ema_state, mel_norms, info)`."
@@ -484,6 +501,10 @@ COLUMNS = (("pesq_wb", "PESQ-wb ↑", 2), ("stoi", "STOI ↑", 3), ("mr_stft", "
            ("mel_l1", "mel L1 ↓", 3), ("wer", "WER % ↓", 1), ("wer_gt", "WER vs GT-ASR % ↓", 1),
            ("dnsmos_ovrl", "DNSMOS ↑", 2), ("rtf", "RTF", 2))
 
+def _num(v) -> float:
+    "A float from a summary value (None, as JSON stores NaN, becomes NaN)."
+    return float("nan") if v is None else float(v)
+
 def results_table(results: dict, ci: bool = True) -> str:
     "The summary as a markdown table: one row per system, mean ± 95% half-interval where there is one."
     summ, systems = results["summary"], results["systems"]
@@ -494,10 +515,10 @@ def results_table(results: dict, ci: bool = True) -> str:
         mins = systems[name].get("train_minutes")
         cells = []
         for k, _, d in cols:
-            v = s.get(k, float("nan"))
-            cell = "–" if v is None or not np.isfinite(v) else f"{v:.{d}f}"
-            if ci and np.isfinite(s.get(k + "_ci", float("nan"))) and s.get("clips", 0) > 1 and cell != "–":
-                cell += f" ± {s[k + '_ci']:.{d}f}"
+            v, half = _num(s.get(k)), _num(s.get(k + "_ci"))
+            cell = "–" if not np.isfinite(v) else f"{v:.{d}f}"
+            if ci and np.isfinite(half) and s.get("clips", 0) > 1 and cell != "–":
+                cell += f" ± {half:.{d}f}"
             cells.append(cell)
         lines.append(f"| {systems[name]['label']} | {'–' if mins is None else f'{mins:g}'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,7 +4,8 @@
 
 # %% auto 0
 __all__ = ['torch_linear_indices', 'interpolate_linear', 'hamming_window', 'htk_mel_filterbank', 'SpeakerMelFrontEnd',
-           'FrozenBatchNorm', 'SELayer', 'Downsample', 'SEBasicBlock', 'AttentiveStatsPool', 'ResNetSpeakerEncoder']
+           'FrozenBatchNorm', 'SELayer', 'Downsample', 'SEBasicBlock', 'AttentiveStatsPool', 'ResNetSpeakerEncoder',
+           'HifiDecoder']
 
 # %% ../nbs/06_xtts_decoder.ipynb 2
 import math
@@ -15,6 +16,8 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from .hifigan import XTTS, Generator, GeneratorConfig
 
 # %% ../nbs/06_xtts_decoder.ipynb 6
 def torch_linear_indices(length: int, scale: float):
@@ -254,3 +257,51 @@ class ResNetSpeakerEncoder(eqx.Module):
         if l2_norm:
             x = x / jnp.maximum(jnp.linalg.norm(x), 1e-12)
         return x
+
+# %% ../nbs/06_xtts_decoder.ipynb 26
+class HifiDecoder(eqx.Module):
+    """XTTS's HifiDecoder: GPT latents and a speaker vector to 24 kHz audio.
+
+    **Arguments:** `latents` `[t, 1024]` (one row per DVAE code), `g` `[512, 1]`.
+    **Returns:** `[1, floor(floor(4 t) * 24000 / 22050) * 256]` samples in [-1, 1] at 24 kHz.
+    """
+    waveform_decoder: Generator
+    speaker_encoder: ResNetSpeakerEncoder | None
+    input_sample_rate: int = eqx.field(static=True)
+    output_sample_rate: int = eqx.field(static=True)
+    output_hop_length: int = eqx.field(static=True)
+    ar_mel_length_compression: int = eqx.field(static=True)
+
+    def __init__(self, config: GeneratorConfig = XTTS, *, input_sample_rate: int = 22050,
+                 output_sample_rate: int = 24000, output_hop_length: int = 256,
+                 ar_mel_length_compression: int = 1024, speaker_encoder: bool = True, key: PRNGKeyArray):
+        if config.cond_channels <= 0:
+            raise ValueError("the HifiDecoder's generator must be conditioned (cond_channels > 0)")
+        if config.hop != output_hop_length:
+            raise ValueError(f"generator hop {config.hop} != output_hop_length {output_hop_length}")
+        k_gen, k_spk = jr.split(key)
+        self.waveform_decoder = Generator(config, key=k_gen)
+        self.speaker_encoder = (eqx.filter_jit(lambda k: ResNetSpeakerEncoder(proj_dim=config.cond_channels, key=k))(k_spk)
+                                if speaker_encoder else None)
+        self.input_sample_rate, self.output_sample_rate = input_sample_rate, output_sample_rate
+        self.output_hop_length, self.ar_mel_length_compression = output_hop_length, ar_mel_length_compression
+
+    def upsample_latents(self, latents: Float[Array, "t d"]) -> Float[Array, "d t2"]:
+        "The two linear stretches of `forward`: `[t, d]` latents to `[d, t2]` generator frames at the output rate."
+        z = interpolate_linear(latents.T, self.ar_mel_length_compression / self.output_hop_length)
+        if self.output_sample_rate != self.input_sample_rate:
+            z = interpolate_linear(z, self.output_sample_rate / self.input_sample_rate)
+        return z
+
+    def __call__(self, latents: Float[Array, "t d"], g: Float[Array, "e 1"]) -> Float[Array, "1 n"]:
+        cfg = self.waveform_decoder.config
+        if latents.ndim != 2 or latents.shape[1] != cfg.in_channels:
+            raise ValueError(f"latents must be [t, {cfg.in_channels}] for one example (vmap for batches), "
+                             f"got {latents.shape}")
+        return self.waveform_decoder(self.upsample_latents(latents), g)
+
+    def speaker_embedding(self, wav_16k: Float[Array, " t"]) -> Float[Array, "e 1"]:
+        "The L2-normalised speaker vector `[e, 1]` of a 16 kHz reference clip."
+        if self.speaker_encoder is None:
+            raise ValueError("this HifiDecoder was built without its speaker encoder")
+        return self.speaker_encoder(wav_16k)[:, None]
