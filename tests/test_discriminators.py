@@ -177,6 +177,11 @@ def test_avg_pool_matches_torch():
     x = np.random.default_rng(2).standard_normal((1, 101)).astype(np.float32)
     want = torch.nn.AvgPool1d(4, 2, padding=2)(torch.from_numpy(x)[None])[0].numpy()
     np.testing.assert_allclose(np.asarray(avg_pool(jnp.asarray(x))), want, atol=1e-6)
+    # reverse mode under jit (the generator step differentiates through the MSD's pools)
+    xt = torch.from_numpy(x)[None].requires_grad_()
+    (torch.nn.AvgPool1d(4, 2, padding=2)(xt) ** 2).sum().backward()
+    g = jax.jit(jax.grad(lambda a: jnp.sum(avg_pool(a) ** 2)))(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(g), xt.grad[0].numpy(), atol=1e-6)
 
 
 def test_losses_match_official_and_coqui():

@@ -540,5 +540,8 @@ d = { 'settings': { 'branch': 'main',
                                                                                        'xtts_book/xtts_decoder.py'),
                                         'xtts_book.xtts_decoder.interpolate_linear': ( 'xtts_decoder.html#interpolate_linear',
                                                                                        'xtts_book/xtts_decoder.py'),
+                                        'xtts_book.xtts_decoder.resample': ('xtts_decoder.html#resample', 'xtts_book/xtts_decoder.py'),
                                         'xtts_book.xtts_decoder.torch_linear_indices': ( 'xtts_decoder.html#torch_linear_indices',
-                                                                                         'xtts_book/xtts_decoder.py')}}}
+                                                                                         'xtts_book/xtts_decoder.py'),
+                                        'xtts_book.xtts_decoder.torchaudio_resample_kernel': ( 'xtts_decoder.html#torchaudio_resample_kernel',
+                                                                                               'xtts_book/xtts_decoder.py')}}}

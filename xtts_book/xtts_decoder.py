@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['torch_linear_indices', 'interpolate_linear', 'hamming_window', 'htk_mel_filterbank', 'SpeakerMelFrontEnd',
            'FrozenBatchNorm', 'SELayer', 'Downsample', 'SEBasicBlock', 'AttentiveStatsPool', 'ResNetSpeakerEncoder',
-           'HifiDecoder']
+           'torchaudio_resample_kernel', 'resample', 'HifiDecoder']
 
 # %% ../nbs/06_xtts_decoder.ipynb 2
 import math
@@ -258,7 +258,44 @@ class ResNetSpeakerEncoder(eqx.Module):
             x = x / jnp.maximum(jnp.linalg.norm(x), 1e-12)
         return x
 
-# %% ../nbs/06_xtts_decoder.ipynb 24
+# %% ../nbs/06_xtts_decoder.ipynb 26
+def torchaudio_resample_kernel(orig_sr: int, new_sr: int, lowpass_filter_width: int = 6,
+                               rolloff: float = 0.99) -> tuple[np.ndarray, int]:
+    "torchaudio's `sinc_interp_hann` resampling filters `[new, 1, 2 width + orig]` (rates reduced by their gcd) and `width`."
+    g = math.gcd(int(orig_sr), int(new_sr))
+    orig, new = int(orig_sr) // g, int(new_sr) // g
+    base = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base)
+    f32 = np.float32
+    idx = np.arange(-width, width + orig, dtype=f32)[None, None] / f32(orig)
+    t = np.arange(0, -new, -1, dtype=f32)[:, None, None] / f32(new) + idx
+    t = np.clip(t * f32(base), -lowpass_filter_width, lowpass_filter_width).astype(f32)
+    window = (np.cos(t * f32(math.pi / lowpass_filter_width / 2)) ** 2).astype(f32)
+    t = (t * f32(math.pi)).astype(f32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kern = np.where(t == 0, f32(1.0), np.sin(t) / t).astype(f32)
+    return (kern * (window * f32(base / orig))).astype(f32), width
+
+def resample(wav: Float[Array, " t"], orig_sr: int, new_sr: int) -> Float[Array, " t2"]:
+    """`torchaudio.functional.resample(wav, orig_sr, new_sr)` (default `sinc_interp_hann`), in JAX.
+
+    **Arguments:** `wav` `[t]`; integer rates (static).  **Returns:** `[ceil(t * new_sr / orig_sr)]`.
+    """
+    if orig_sr <= 0 or new_sr <= 0 or int(orig_sr) != orig_sr or int(new_sr) != new_sr:
+        raise ValueError(f"sample rates must be positive integers, got {orig_sr} -> {new_sr}")
+    if wav.ndim != 1:
+        raise ValueError(f"resample works on one 1-D waveform (vmap for batches), got shape {wav.shape}")
+    if orig_sr == new_sr:
+        return wav
+    kern, width = torchaudio_resample_kernel(orig_sr, new_sr)
+    g = math.gcd(int(orig_sr), int(new_sr))
+    orig, new = int(orig_sr) // g, int(new_sr) // g
+    x = jnp.pad(jnp.asarray(wav, jnp.float32), (width, width + orig))
+    y = jax.lax.conv_general_dilated(x[None, None], jnp.asarray(kern), window_strides=(orig,), padding="VALID",
+                                     dimension_numbers=("NCH", "OIH", "NCH"))[0]   # [new, frames]
+    return y.T.reshape(-1)[: math.ceil(new * wav.shape[0] / orig)]
+
+# %% ../nbs/06_xtts_decoder.ipynb 29
 class HifiDecoder(eqx.Module):
     """XTTS's HifiDecoder: GPT latents and a speaker vector to 24 kHz audio.
 
@@ -300,8 +337,8 @@ class HifiDecoder(eqx.Module):
                              f"got {latents.shape}")
         return self.waveform_decoder(self.upsample_latents(latents), g)
 
-    def speaker_embedding(self, wav_16k: Float[Array, " t"]) -> Float[Array, "e 1"]:
-        "The L2-normalised speaker vector `[e, 1]` of a 16 kHz reference clip."
+    def speaker_embedding(self, wav: Float[Array, " t"], sr: int = 16000) -> Float[Array, "e 1"]:
+        "XTTS's `get_speaker_embedding`: resample `wav` (at `sr` Hz) to 16 kHz as torchaudio does, then the L2-normalised vector `[e, 1]`."
         if self.speaker_encoder is None:
             raise ValueError("this HifiDecoder was built without its speaker encoder")
-        return self.speaker_encoder(wav_16k)[:, None]
+        return self.speaker_encoder(resample(wav, sr, 16000))[:, None]
