@@ -177,6 +177,11 @@ def test_avg_pool_matches_torch():
     x = np.random.default_rng(2).standard_normal((1, 101)).astype(np.float32)
     want = torch.nn.AvgPool1d(4, 2, padding=2)(torch.from_numpy(x)[None])[0].numpy()
     np.testing.assert_allclose(np.asarray(avg_pool(jnp.asarray(x))), want, atol=1e-6)
+    # reverse mode under jit (the generator step differentiates through the MSD's pools)
+    xt = torch.from_numpy(x)[None].requires_grad_()
+    (torch.nn.AvgPool1d(4, 2, padding=2)(xt) ** 2).sum().backward()
+    g = jax.jit(jax.grad(lambda a: jnp.sum(avg_pool(a) ** 2)))(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(g), xt.grad[0].numpy(), atol=1e-6)
 
 
 def test_losses_match_official_and_coqui():
@@ -220,3 +225,34 @@ def test_spectral_norm_sigma_to_one_and_frozen_in_inference():
     _, state = sn(jnp.zeros((8, 20)), state, inference=True)
     for a, b in zip(frozen, state.get(sn.uv_index)):
         np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_loaded_arrays_do_not_alias_torch_memory():
+    "PyTorch updates u, v (and an optimiser the weights) in place: that must not leak into the loaded module."
+    torch.manual_seed(7)
+    ds_t = hd.DiscriminatorS(use_spectral_norm=True)
+    d, st = eqx.filter_eval_shape(eqx.nn.make_with_state(DiscriminatorS), key=jr.PRNGKey(0), use_spectral_norm=True)
+    st = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), st)
+    d, st = load_discriminator(d, ds_t.state_dict(), st)
+    u_before = np.asarray(st.get(d.convs[4].uv_index)[0]).copy()
+    w_before = np.asarray(d.convs[4].layer.weight).copy()
+    with torch.no_grad():
+        ds_t.convs[4].weight_u.add_(1.0)
+        ds_t.convs[4].weight_orig.mul_(2.0)
+    np.testing.assert_array_equal(np.asarray(st.get(d.convs[4].uv_index)[0]), u_before)
+    np.testing.assert_array_equal(np.asarray(d.convs[4].layer.weight), w_before)
+
+
+def test_construction_matches_pytorch_init():
+    "Our constructor: weight-norm g = ||v|| at init, weights and biases in PyTorch's +-1/sqrt(fan_in), unit u and v."
+    p = DiscriminatorP(7, key=jr.PRNGKey(1))
+    for conv in p.convs + (p.conv_post,):
+        v = np.asarray(conv.layer.weight)
+        bound = 1 / np.sqrt(np.prod(v.shape[1:]))
+        assert bound >= np.abs(v).max() > 0.9 * bound and np.abs(np.asarray(conv.layer.bias)).max() <= bound
+        np.testing.assert_allclose(np.asarray(conv.g).ravel(), np.sqrt((v ** 2).sum(axis=(1, 2, 3))), rtol=1e-5)
+    sn, st = eqx.nn.make_with_state(SpectralNorm)(eqx.nn.Conv1d(128, 256, 41, groups=16, key=jr.PRNGKey(2)),
+                                                  key=jr.PRNGKey(3))
+    u, v = st.get(sn.uv_index)
+    assert u.shape == (256,) and v.shape == (8 * 41,)
+    np.testing.assert_allclose([np.linalg.norm(u), np.linalg.norm(v)], [1.0, 1.0], rtol=1e-5)

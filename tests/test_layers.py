@@ -56,3 +56,12 @@ def test_canonical_keys():
     sd = {"x.parametrizations.weight.original0": 1, "x.parametrizations.weight.original1": 2, "x.bias": 3,
           "parametrizations.weight.original0": 4}
     assert canonical_weight_norm_keys(sd) == {"x.weight_g": 1, "x.weight_v": 2, "x.bias": 3, "weight_g": 4}
+
+
+def test_to_numpy_copies_torch_buffers():
+    t = torch.nn.Conv1d(2, 3, 3)
+    sd = to_numpy(t.state_dict())
+    before = sd["weight"].copy()
+    with torch.no_grad():
+        t.weight.mul_(0.0)  # an in-place update of the torch module must not reach the loaded arrays
+    np.testing.assert_array_equal(sd["weight"], before)

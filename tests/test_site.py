@@ -420,3 +420,17 @@ def test_long_exported_cells_fold_in_both_renderers(tmp_path):
     html_text = (tmp_path / "site" / "01_f.html").read_text()
     assert html_text.count('<details class="xb-fold"><summary>Code: Big, helper (48 lines)</summary>') == 1
     assert html_text.count("<details") == 1
+
+
+def test_readme_carries_the_results_table_the_front_page_prints(tmp_path):
+    nb = {"cells": [{"cell_type": "markdown", "id": "a", "metadata": {}, "source": ["# T\n", "See [x](01_x.ipynb)."]},
+                    {"cell_type": "code", "id": "b", "metadata": {}, "execution_count": None, "source": ["#| echo: false\n..."],
+                     "outputs": [{"output_type": "execute_result", "execution_count": None, "metadata": {},
+                                  "data": {"text/markdown": ["| system | PESQ |\n", "|---|---|\n", "| GT | 4.5 |"],
+                                           "text/plain": ["<Markdown>"]}}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    p = tmp_path / "index.ipynb"
+    p.write_text(json.dumps(nb))
+    text = build_book.readme_from_index(p)
+    assert text.startswith(build_book.README_HEADER)
+    assert "See [x](nbs/01_x.ipynb)." in text and "| GT | 4.5 |" in text and "echo" not in text

@@ -170,7 +170,8 @@ def test_dead_code_restart():
     mels = jr.normal(jr.key(1), (4, 80, 16))
     o, new = dvae_forward(model, state, mels)
     s = new.get(model.quantizer.state_index)
-    z = np.asarray(jax.vmap(model.encoder)(mels)).transpose(0, 2, 1).reshape(-1, 16)   # all batch vectors
+    z = eqx.filter_jit(lambda m, x: jax.vmap(m.encoder)(x))(model, mels)
+    z = np.asarray(z).transpose(0, 2, 1).reshape(-1, 16)                               # all batch vectors
     used = np.unique(np.asarray(o.codes))
     dead = np.setdiff1d(np.arange(32), used)
     assert len(dead) > 0

@@ -91,3 +91,24 @@ def test_speaker_encoder_rejects_short_audio():
         spk.torch_spec(jnp.zeros(200))
     with pytest.raises(ValueError, match="multiple of 8"):
         ResNetSpeakerEncoder(input_dim=60, key=jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("sr,n", [(22050, 22_051), (24000, 9_999), (44100, 4_411), (8000, 801), (32000, 3)])
+def test_resample_matches_torchaudio(sr, n):
+    torchaudio = pytest.importorskip("torchaudio")
+    from xtts_book.xtts_decoder import resample
+    x = (0.3 * np.random.default_rng(n).standard_normal(n)).astype(np.float32)
+    want = torchaudio.functional.resample(torch.from_numpy(x), sr, 16000).numpy()
+    got = np.asarray(resample(jnp.asarray(x), sr, 16000))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_resample_bad_input():
+    from xtts_book.xtts_decoder import resample
+    with pytest.raises(ValueError, match="positive integers"):
+        resample(jnp.ones(10), 0, 16000)
+    with pytest.raises(ValueError, match="1-D"):
+        resample(jnp.ones((2, 10)), 22050, 16000)
+    x = jnp.ones(5)
+    assert resample(x, 16000, 16000) is x

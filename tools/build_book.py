@@ -543,12 +543,26 @@ README_HEADER = ("<!-- Generated from nbs/index.ipynb by `python tools/build_boo
 
 
 def readme_from_index(index=NBS / "index.ipynb"):
-    """README.md's text: the front page's markdown cells, with chapter links pointing into nbs/."""
+    """README.md's text: the front page's markdown cells and the markdown its code cells print (the results
+    table), with chapter links pointing into nbs/."""
     nb = json.loads(Path(index).read_text(encoding="utf-8"))
-    parts = ["".join(c.get("source", [])).strip() for c in nb["cells"] if c.get("cell_type") == "markdown"]
+    parts = []
+    for c in nb["cells"]:
+        if c.get("cell_type") == "markdown":
+            parts.append("".join(c.get("source", [])).strip())
+        elif c.get("cell_type") == "code":
+            for o in c.get("outputs", []):
+                md = (o.get("data") or {}).get("text/markdown")
+                if md:
+                    parts.append(("".join(md) if isinstance(md, list) else md).strip())
     text = "\n\n".join(p for p in parts if p)
     text = re.sub(r"\]\((?:\./)?([\w\-]+\.ipynb)(#[^)]*)?\)", lambda m: f"](nbs/{m.group(1)}{m.group(2) or ''})", text)
     return README_HEADER + text + "\n"
+
+
+def write_readme(root=ROOT):
+    (Path(root) / "README.md").write_text(readme_from_index(Path(root) / "nbs" / "index.ipynb"), encoding="utf-8")
+    print(f"[readme] wrote {Path(root) / 'README.md'} from nbs/index.ipynb", flush=True)
 
 
 # ----------------------------------------------------------------------------- main
@@ -568,8 +582,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     if args.readme:
-        (ROOT / "README.md").write_text(readme_from_index(), encoding="utf-8")
-        print(f"[readme] wrote {ROOT / 'README.md'} from {NBS / 'index.ipynb'}")
+        write_readme()
         return 0
 
     t_all = time.perf_counter()
@@ -591,6 +604,8 @@ def main(argv=None):
             clean_notebook(c.path)
             times.append((c.name, dt))
             print(f"[execute] {c.path.name}: {dt:.1f} s", flush=True)
+        if any(c.name == "index" for c in todo):
+            write_readme()  # README.md is the front page's text, results table included
         if times:
             print("[execute] times: " + ", ".join(f"{n} {t:.0f} s" for n, t in times)
                   + f"; total {sum(t for _, t in times):.0f} s", flush=True)

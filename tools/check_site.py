@@ -12,7 +12,8 @@ For every HTML page (site_libs/ and the screenshot folder skipped):
   tried as well and its duration reported);
 - every `<img>` loads: `complete` and `naturalWidth > 0` (remote http(s) resources are blocked, so a
   figure must live in the site);
-- a full-page PNG screenshot (1280 px wide, capped at 16,000 px tall) for a person to look at.
+- screenshots of the whole page for a person to look at: 1280 px wide PNG tiles, 4,000 px tall each
+  (`NAME.png`, `NAME-2.png`, ...), with a report.json listing every player and figure and where it is.
 Also checked without a browser: the same audio/image sources parsed from the HTML (data URIs that
 decode to a known audio/image format, relative image files that exist).
 
@@ -296,21 +297,30 @@ class Browser:
             raise RuntimeError(f"check_site: page script failed: {r['exceptionDetails']}")
         return r["result"].get("value")
 
-    def screenshot(self, path, max_height=16000):
-        """A full-page PNG (width fixed, height capped at `max_height`); returns (width, height)."""
+    def screenshot(self, path, tile=4000, max_tiles=12):
+        """The whole page as PNG tiles `tile` px tall (the first is `path`, then `NAME-2.png`, ...), each one a
+        scrolled viewport (so the sidebar shows in every tile); returns (width, page height, tile paths)."""
+        path = Path(path)
         lm = self.send("Page.getLayoutMetrics", session=True)
         size = lm.get("cssContentSize") or lm.get("contentSize")
-        h = max(1, min(int(math.ceil(size["height"])), max_height))
-        self.metrics(h)
+        height = max(1, int(math.ceil(size["height"])))
+        t = min(tile, height)
+        self.metrics(t)
+        paths = []
         try:
-            r = self.send("Page.captureScreenshot",
-                          {"format": "png", "captureBeyondViewport": True, "fromSurface": True,
-                           "clip": {"x": 0, "y": 0, "width": self.width, "height": h, "scale": 1}},
-                          session=True, timeout=120)
+            for k, y in enumerate(range(0, height, t)):
+                if k == max_tiles:
+                    break
+                self.evaluate(f"window.scrollTo(0, {y}); new Promise(r => requestAnimationFrame(() => "
+                              "requestAnimationFrame(() => r(window.scrollY))))")
+                r = self.send("Page.captureScreenshot", {"format": "png", "fromSurface": True},
+                              session=True, timeout=120)
+                p = path if k == 0 else path.with_name(f"{path.stem}-{k + 1}.png")
+                p.write_bytes(base64.b64decode(r["data"]))
+                paths.append(p)
         finally:
             self.metrics(self.height)
-        Path(path).write_bytes(base64.b64decode(r["data"]))
-        return self.width, h
+        return self.width, height, paths
 
     def close(self):
         try:
@@ -408,8 +418,10 @@ def browser_check(browser, page, shot=None):
         if not im["complete"] or not im["w"]:
             fails.append(f"image #{im['index']}: does not load (naturalWidth={im['w']}, src={im['src']!r})")
     if shot is not None:
+        w, h, tiles = browser.screenshot(shot)
         info["screenshot"] = str(shot)
-        info["screenshot_size"] = browser.screenshot(shot)
+        info["screenshot_tiles"] = [str(t) for t in tiles]
+        info["screenshot_size"] = [w, h]
     return fails, info
 
 
@@ -454,7 +466,9 @@ def _summary_line(rel, info):
         ok = sum(1 for i in info["img"] if i["complete"] and i["w"])
         parts.append(f"{ok}/{len(info['img'])} images load, {info['svg']} svg")
     if info.get("screenshot"):
-        parts.append(f"screenshot {Path(info['screenshot']).name} {info['screenshot_size'][0]}x{info['screenshot_size'][1]}")
+        n = len(info["screenshot_tiles"])
+        parts.append(f"screenshot {Path(info['screenshot']).name} ({n} tile{'s' if n > 1 else ''} of a "
+                     f"{info['screenshot_size'][0]}x{info['screenshot_size'][1]} page)")
     parts.append(f"{info['seconds']:.1f} s")
     if info["failures"]:
         parts.append(f"{len(info['failures'])} FAILURES")

@@ -29,7 +29,7 @@ def entropy_bits(counts) -> float:
     "Entropy in bits of the code distribution given by `counts`."
     p = _probs(counts)
     p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0      # + 0.0: one code gives 0.0, not -0.0
 
 
 def perplexity(counts) -> float:

@@ -501,6 +501,10 @@ COLUMNS = (("pesq_wb", "PESQ-wb ↑", 2), ("stoi", "STOI ↑", 3), ("mr_stft", "
            ("mel_l1", "mel L1 ↓", 3), ("wer", "WER % ↓", 1), ("wer_gt", "WER vs GT-ASR % ↓", 1),
            ("dnsmos_ovrl", "DNSMOS ↑", 2), ("rtf", "RTF", 2))
 
+def _num(v) -> float:
+    "A float from a summary value (None, as JSON stores NaN, becomes NaN)."
+    return float("nan") if v is None else float(v)
+
 def results_table(results: dict, ci: bool = True) -> str:
     "The summary as a markdown table: one row per system, mean ± 95% half-interval where there is one."
     summ, systems = results["summary"], results["systems"]
@@ -511,10 +515,10 @@ def results_table(results: dict, ci: bool = True) -> str:
         mins = systems[name].get("train_minutes")
         cells = []
         for k, _, d in cols:
-            v = s.get(k, float("nan"))
-            cell = "–" if v is None or not np.isfinite(v) else f"{v:.{d}f}"
-            if ci and np.isfinite(s.get(k + "_ci", float("nan"))) and s.get("clips", 0) > 1 and cell != "–":
-                cell += f" ± {s[k + '_ci']:.{d}f}"
+            v, half = _num(s.get(k)), _num(s.get(k + "_ci"))
+            cell = "–" if not np.isfinite(v) else f"{v:.{d}f}"
+            if ci and np.isfinite(half) and s.get("clips", 0) > 1 and cell != "–":
+                cell += f" ± {half:.{d}f}"
             cells.append(cell)
         lines.append(f"| {systems[name]['label']} | {'–' if mins is None else f'{mins:g}'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

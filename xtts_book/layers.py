@@ -56,12 +56,14 @@ class StateDictError(ValueError):
         super().__init__("\n".join(lines))
 
 def to_numpy(state_dict: Mapping) -> dict[str, np.ndarray]:
-    "A state dict of torch tensors (or arrays) as float32/int numpy arrays, keys unchanged."
+    "A state dict of torch tensors (or arrays) as float32/int numpy arrays, keys unchanged. Always a copy."
     out = {}
     for k, v in state_dict.items():
         if hasattr(v, "detach"):
             v = v.detach().cpu().float().numpy() if v.is_floating_point() else v.detach().cpu().numpy()
-        out[k] = np.asarray(v)
+        # a copy: `.numpy()` shares torch's buffer, and `jnp.asarray` may share numpy's on CPU, so an
+        # in-place update of the torch module (spectral norm's power iteration) would change our arrays
+        out[k] = np.array(v, copy=True)
     return out
 
 _WN_NEW = {"parametrizations.weight.original0": "weight_g", "parametrizations.weight.original1": "weight_v"}

@@ -4,7 +4,8 @@
 
 # %% auto 0
 __all__ = ['torch_linear_indices', 'interpolate_linear', 'hamming_window', 'htk_mel_filterbank', 'SpeakerMelFrontEnd',
-           'FrozenBatchNorm', 'SELayer', 'Downsample', 'SEBasicBlock', 'AttentiveStatsPool', 'ResNetSpeakerEncoder']
+           'FrozenBatchNorm', 'SELayer', 'Downsample', 'SEBasicBlock', 'AttentiveStatsPool', 'ResNetSpeakerEncoder',
+           'torchaudio_resample_kernel', 'resample', 'HifiDecoder']
 
 # %% ../nbs/06_xtts_decoder.ipynb 2
 import math
@@ -15,6 +16,8 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from .hifigan import XTTS, Generator, GeneratorConfig
 
 # %% ../nbs/06_xtts_decoder.ipynb 6
 def torch_linear_indices(length: int, scale: float):
@@ -254,3 +257,88 @@ class ResNetSpeakerEncoder(eqx.Module):
         if l2_norm:
             x = x / jnp.maximum(jnp.linalg.norm(x), 1e-12)
         return x
+
+# %% ../nbs/06_xtts_decoder.ipynb 26
+def torchaudio_resample_kernel(orig_sr: int, new_sr: int, lowpass_filter_width: int = 6,
+                               rolloff: float = 0.99) -> tuple[np.ndarray, int]:
+    "torchaudio's `sinc_interp_hann` resampling filters `[new, 1, 2 width + orig]` (rates reduced by their gcd) and `width`."
+    g = math.gcd(int(orig_sr), int(new_sr))
+    orig, new = int(orig_sr) // g, int(new_sr) // g
+    base = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base)
+    f32 = np.float32
+    idx = np.arange(-width, width + orig, dtype=f32)[None, None] / f32(orig)
+    t = np.arange(0, -new, -1, dtype=f32)[:, None, None] / f32(new) + idx
+    t = np.clip(t * f32(base), -lowpass_filter_width, lowpass_filter_width).astype(f32)
+    window = (np.cos(t * f32(math.pi / lowpass_filter_width / 2)) ** 2).astype(f32)
+    t = (t * f32(math.pi)).astype(f32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kern = np.where(t == 0, f32(1.0), np.sin(t) / t).astype(f32)
+    return (kern * (window * f32(base / orig))).astype(f32), width
+
+def resample(wav: Float[Array, " t"], orig_sr: int, new_sr: int) -> Float[Array, " t2"]:
+    """`torchaudio.functional.resample(wav, orig_sr, new_sr)` (default `sinc_interp_hann`), in JAX.
+
+    **Arguments:** `wav` `[t]`; integer rates (static).  **Returns:** `[ceil(t * new_sr / orig_sr)]`.
+    """
+    if orig_sr <= 0 or new_sr <= 0 or int(orig_sr) != orig_sr or int(new_sr) != new_sr:
+        raise ValueError(f"sample rates must be positive integers, got {orig_sr} -> {new_sr}")
+    if wav.ndim != 1:
+        raise ValueError(f"resample works on one 1-D waveform (vmap for batches), got shape {wav.shape}")
+    if orig_sr == new_sr:
+        return wav
+    kern, width = torchaudio_resample_kernel(orig_sr, new_sr)
+    g = math.gcd(int(orig_sr), int(new_sr))
+    orig, new = int(orig_sr) // g, int(new_sr) // g
+    x = jnp.pad(jnp.asarray(wav, jnp.float32), (width, width + orig))
+    y = jax.lax.conv_general_dilated(x[None, None], jnp.asarray(kern), window_strides=(orig,), padding="VALID",
+                                     dimension_numbers=("NCH", "OIH", "NCH"))[0]   # [new, frames]
+    return y.T.reshape(-1)[: math.ceil(new * wav.shape[0] / orig)]
+
+# %% ../nbs/06_xtts_decoder.ipynb 29
+class HifiDecoder(eqx.Module):
+    """XTTS's HifiDecoder: GPT latents and a speaker vector to 24 kHz audio.
+
+    **Arguments:** `latents` `[t, 1024]` (one row per DVAE code), `g` `[512, 1]`.
+    **Returns:** `[1, floor(floor(4 t) * 24000 / 22050) * 256]` samples in [-1, 1] at 24 kHz.
+    """
+    waveform_decoder: Generator
+    speaker_encoder: ResNetSpeakerEncoder | None
+    input_sample_rate: int = eqx.field(static=True)
+    output_sample_rate: int = eqx.field(static=True)
+    output_hop_length: int = eqx.field(static=True)
+    ar_mel_length_compression: int = eqx.field(static=True)
+
+    def __init__(self, config: GeneratorConfig = XTTS, *, input_sample_rate: int = 22050,
+                 output_sample_rate: int = 24000, output_hop_length: int = 256,
+                 ar_mel_length_compression: int = 1024, speaker_encoder: bool = True, key: PRNGKeyArray):
+        if config.cond_channels <= 0:
+            raise ValueError("the HifiDecoder's generator must be conditioned (cond_channels > 0)")
+        if config.hop != output_hop_length:
+            raise ValueError(f"generator hop {config.hop} != output_hop_length {output_hop_length}")
+        k_gen, k_spk = jr.split(key)
+        self.waveform_decoder = Generator(config, key=k_gen)
+        self.speaker_encoder = (eqx.filter_jit(lambda k: ResNetSpeakerEncoder(proj_dim=config.cond_channels, key=k))(k_spk)
+                                if speaker_encoder else None)
+        self.input_sample_rate, self.output_sample_rate = input_sample_rate, output_sample_rate
+        self.output_hop_length, self.ar_mel_length_compression = output_hop_length, ar_mel_length_compression
+
+    def upsample_latents(self, latents: Float[Array, "t d"]) -> Float[Array, "d t2"]:
+        "The two linear stretches of `forward`: `[t, d]` latents to `[d, t2]` generator frames at the output rate."
+        z = interpolate_linear(latents.T, self.ar_mel_length_compression / self.output_hop_length)
+        if self.output_sample_rate != self.input_sample_rate:
+            z = interpolate_linear(z, self.output_sample_rate / self.input_sample_rate)
+        return z
+
+    def __call__(self, latents: Float[Array, "t d"], g: Float[Array, "e 1"]) -> Float[Array, "1 n"]:
+        cfg = self.waveform_decoder.config
+        if latents.ndim != 2 or latents.shape[1] != cfg.in_channels:
+            raise ValueError(f"latents must be [t, {cfg.in_channels}] for one example (vmap for batches), "
+                             f"got {latents.shape}")
+        return self.waveform_decoder(self.upsample_latents(latents), g)
+
+    def speaker_embedding(self, wav: Float[Array, " t"], sr: int = 16000) -> Float[Array, "e 1"]:
+        "XTTS's `get_speaker_embedding`: resample `wav` (at `sr` Hz) to 16 kHz as torchaudio does, then the L2-normalised vector `[e, 1]`."
+        if self.speaker_encoder is None:
+            raise ValueError("this HifiDecoder was built without its speaker encoder")
+        return self.speaker_encoder(resample(wav, sr, 16000))[:, None]
