@@ -7,7 +7,8 @@ __all__ = ['CKPT_SUFFIX', 'TrainConfig', 'make_optimizer', 'learning_rate', 'set
            'commit', 'counters', 'init_distributed', 'make_mesh', 'mesh_shardings', 'shard_batch', 'replicate',
            'save_checkpoint', 'read_header', 'load_checkpoint', 'Checkpoints', 'RunLog', 'read_metrics',
            'NonFiniteError', 'Task', 'fit', 'GANState', 'mel_l1', 'make_gan_steps', 'official_discriminators',
-           'HifiganTask', 'DVAEState', 'make_dvae_train_step', 'DVAETask', 'recipe', 'make_task', 'train_cli']
+           'HifiganTask', 'DVAEState', 'InDtype', 'bf16_islands', 'make_dvae_train_step', 'DVAETask', 'recipe',
+           'make_task', 'train_cli']
 
 # %% ../nbs/05_training.ipynb 3
 import argparse, json, math, os, sys, time
@@ -438,7 +439,9 @@ class GANState(eqx.Module):
 def _run_disc(disc, state, wavs, dtype=None):
     "`discriminators.discriminate` in `dtype` (None: as is), state kept in its dtype, outputs in float32."
     from xtts_book.discriminators import discriminate
-    scores, feats, new = discriminate(cast_floats(disc, dtype), wavs.astype(dtype or wavs.dtype), state)
+    # the state (spectral-norm u, v) goes in the compute dtype too, else sigma promotes the weight back to float32
+    scores, feats, new = discriminate(cast_floats(disc, dtype), wavs.astype(dtype or wavs.dtype),
+                                      cast_floats(state, dtype))
     new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, state)
     f32 = lambda t: jax.tree.map(lambda x: x.astype(jnp.float32), t)
     return f32(scores), f32(feats), new
@@ -646,6 +649,20 @@ class DVAEState(eqx.Module):
     skipped: Int[Array, ""]
     streak: Int[Array, ""]
 
+class InDtype(eqx.Module):
+    "Run `inner` in `dtype` (its parameters and its input), hand back float32: a low-precision island."
+    inner: eqx.Module
+    dtype: Any = eqx.field(static=True)
+
+    def __call__(self, x, *args, **kwargs):
+        return cast_floats(self.inner, self.dtype)(x.astype(self.dtype), *args, **kwargs).astype(jnp.float32)
+
+def bf16_islands(model, dtype):
+    "The DVAE with encoder and decoder in `dtype` (None: unchanged); the quantizer and its EMA stay float32."
+    if dtype is None:
+        return model
+    return eqx.tree_at(lambda m: (m.encoder, m.decoder), model, (InDtype(model.encoder, dtype), InDtype(model.decoder, dtype)))
+
 def make_dvae_train_step(cfg: TrainConfig, optimizer, steps_per_epoch: int, mesh):
     """The DVAE step of `vqvae.make_dvae_step` (`dvae_loss`, AdamW) made ready for the loop: mels from the
     waveform batch, learning rate from the step, sharding, bf16 compute, and the non-finite guard.
@@ -663,7 +680,7 @@ def make_dvae_train_step(cfg: TrainConfig, optimizer, steps_per_epoch: int, mesh
         mels = dvae_mel(y, state.mel_norms)
         mels = mels[..., : mels.shape[-1] // 4 * 4]  # the reconstruction needs whole codes
         lr = learning_rate(cfg, state.step, steps_per_epoch)
-        loss_fn = lambda m: dvae_loss(cast_floats(m, dt), state.ema, cast_floats(mels, dt))
+        loss_fn = lambda m: dvae_loss(bf16_islands(m, dt), state.ema, mels)
         (loss, (ema, metrics)), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(state.model)
         upd, opt = optimizer.update(grads, set_lr(state.opt, lr), eqx.filter(state.model, eqx.is_array))
         model = eqx.apply_updates(state.model, upd)
