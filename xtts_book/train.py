@@ -6,8 +6,8 @@
 __all__ = ['CKPT_SUFFIX', 'TrainConfig', 'make_optimizer', 'learning_rate', 'set_lr', 'all_finite', 'where_tree', 'cast_floats',
            'commit', 'counters', 'init_distributed', 'make_mesh', 'mesh_shardings', 'shard_batch', 'replicate',
            'save_checkpoint', 'read_header', 'load_checkpoint', 'Checkpoints', 'RunLog', 'read_metrics',
-           'NonFiniteError', 'Task', 'fit', 'GANState', 'mel_l1', 'make_gan_steps', 'HifiganTask', 'DVAEState',
-           'make_dvae_train_step', 'DVAETask', 'recipe', 'make_task', 'train_cli']
+           'NonFiniteError', 'Task', 'fit', 'GANState', 'mel_l1', 'make_gan_steps', 'official_discriminators',
+           'HifiganTask', 'DVAEState', 'make_dvae_train_step', 'DVAETask', 'recipe', 'make_task', 'train_cli']
 
 # %% ../nbs/05_training.ipynb 3
 import argparse, json, math, os, sys, time
@@ -42,6 +42,8 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: len(train set) // batch_size, as a PyTorch DataLoader would
     warmup_steps: int = 0  # HiFi-GAN only: generator-only mel-L1 steps before the GAN starts
     mel_weight: float = 45.0  # weight of the mel L1 in the generator loss
+    mpd_periods: tuple = (2, 3, 5, 7, 11)  # HiFi-GAN only: the periods of the MPD
+    msd_scales: int = 3  # HiFi-GAN only: how many of the MSD's three scales (1: the raw waveform only)
     log_every: int = 10
     val_every: int = 200
     ckpt_every: int = 200
@@ -54,6 +56,9 @@ class TrainConfig:
     n_samples: int = 3  # validation clips written as WAV at every validation
 
     def __post_init__(self):
+        object.__setattr__(self, "mpd_periods", tuple(int(p) for p in self.mpd_periods))
+        if not 1 <= self.msd_scales <= 3:
+            raise ValueError(f"TrainConfig.msd_scales={self.msd_scales}: expected 1, 2 or 3")
         if self.model not in ("hifigan", "dvae"):
             raise ValueError(f"TrainConfig.model={self.model!r}: expected 'hifigan' or 'dvae'")
         if self.profile not in PROFILES:
@@ -354,6 +359,17 @@ def fit(task: Task, out, *, resume: bool = False, steps: int | None = None, minu
                 "best": best, "data": {"seed": cfg.seed, "position": step}, "model": task.name,
                 "config": asdict(cfg), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **kw}
 
+    def validate():
+        nonlocal best
+        val, samples = task.validate(state)
+        if val:
+            runlog.write(step, val, minutes=(elapsed0 + time.monotonic() - t0) / 60)
+            for name, wav in samples.items():
+                runlog.audio(step, name, wav, task.sample_rate)
+            if val.get(task.best_metric, math.inf) < best:
+                best = float(val[task.best_metric])
+                ckpts.save_best(state, header_now(val=val))
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -381,18 +397,13 @@ def fit(task: Task, out, *, resume: bool = False, steps: int | None = None, minu
                 bar.update(1)
                 bar.set_postfix({k: _fmt(v) for k, v in metrics.items() if k.startswith("loss") or k == "mel_l1"}, refresh=False)
             if step % cfg.val_every == 0 or step == total:
-                val, samples = task.validate(state)
-                if val:
-                    runlog.write(step, val, minutes=(elapsed0 + time.monotonic() - t0) / 60)
-                    for name, wav in samples.items():
-                        runlog.audio(step, name, wav, task.sample_rate)
-                    if val.get(task.best_metric, math.inf) < best:
-                        best = float(val[task.best_metric])
-                        ckpts.save_best(state, header_now(val=val))
+                validate()
             if step % cfg.ckpt_every == 0:
                 ckpts.save(state, header_now())
                 last_saved = step
         if step != last_saved:
+            if stopped == "time" and step % cfg.val_every:
+                validate()  # the curve's last point
             ckpts.save(state, header_now())
     except KeyboardInterrupt:
         if step != last_saved:
@@ -425,11 +436,9 @@ class GANState(eqx.Module):
 
 # %% ../nbs/05_training.ipynb 27
 def _run_disc(disc, state, wavs, dtype=None):
-    "One discriminator over a batch `wavs` [b, 1, n], its state threaded. **Returns:** `(scores, features, state)`."
-    dc = cast_floats(disc, dtype)
-    f = jax.vmap(lambda w, s: dc(w.astype(dtype or w.dtype), s), axis_name="batch",
-                 in_axes=(0, None), out_axes=(0, 0, None))
-    scores, feats, new = f(wavs, state)
+    "`discriminators.discriminate` in `dtype` (None: as is), state kept in its dtype, outputs in float32."
+    from xtts_book.discriminators import discriminate
+    scores, feats, new = discriminate(cast_floats(disc, dtype), wavs.astype(dtype or wavs.dtype), state)
     new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, state)
     f32 = lambda t: jax.tree.map(lambda x: x.astype(jnp.float32), t)
     return f32(scores), f32(feats), new
@@ -439,10 +448,10 @@ def _run_gen(gen, mels, dtype=None) -> Array:
     gc = cast_floats(gen, dtype)
     return jax.vmap(gc)(mels.astype(dtype or mels.dtype)).astype(jnp.float32)
 
-def mel_l1(y_mel, y_hat) -> Array:
-    "HiFi-GAN's mel error: mean |mel(y) - mel(y_hat)| with the loss mel (fmax = sr / 2); `y_mel` precomputed."
-    from xtts_book.audio import hifigan_mel
-    return jnp.mean(jnp.abs(y_mel - hifigan_mel(y_hat[:, 0], fmax=None)))
+def mel_l1(y, y_hat) -> Array:
+    "HiFi-GAN's mel error: `discriminators.mel_loss` (L1 of the loss mels, fmax = sr / 2) of [b, 1, n] waveforms."
+    from xtts_book.discriminators import mel_loss
+    return mel_loss(y, y_hat)
 
 # %% ../nbs/05_training.ipynb 28
 def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *, losses=None):
@@ -450,12 +459,13 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
 
     **Returns:** `(gan_step, warmup_step)`, each `(GANState, y[b, n]) -> (GANState, metrics)`:
     `gan_step` updates the discriminators, then the generator against the UPDATED discriminators;
-    `warmup_step` trains the generator on the weighted mel L1 alone.
+    `warmup_step` trains the generator on the weighted mel L1 alone. `losses`: `(d_loss, adv_loss, fm_loss)`
+    (default: the official ones of `discriminators`).
     """
     from xtts_book.audio import hifigan_mel
     if losses is None:
         from xtts_book import discriminators as D
-        losses = (D.discriminator_loss, D.generator_loss, D.feature_loss)
+        losses = (lambda r, f: D.discriminator_loss(r, f)[0], lambda f: D.generator_loss(f)[0], D.feature_loss)
     d_loss_of, adv_of, fm_of = losses
     replicated, batched = mesh_shardings(mesh)
     dt = jnp.bfloat16 if cfg.mixed_precision else None
@@ -464,7 +474,7 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
         state = eqx.filter_shard(state, replicated)
         y = eqx.filter_shard(y, batched)
         lr = learning_rate(cfg, state.step, steps_per_epoch)
-        return state, y, hifigan_mel(y), hifigan_mel(y, fmax=None), lr
+        return state, y, hifigan_mel(y), lr
 
     def d_loss(discs, states, y3, y_hat):
         (mpd, msd), (sp, ss) = discs, states
@@ -475,20 +485,20 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
         lp, ls = d_loss_of(rp, gp), d_loss_of(rs, gs)
         return lp + ls, ((sp, ss), {"loss_d_mpd": lp, "loss_d_msd": ls})
 
-    def g_loss(y_hat, discs, states, y3, y_mel):
+    def g_loss(y_hat, discs, states, y3):
         (mpd, msd), (sp, ss) = discs, states
         _, frp, sp = _run_disc(mpd, sp, y3, dt)
         gp, fgp, sp = _run_disc(mpd, sp, y_hat, dt)
         _, frs, ss = _run_disc(msd, ss, y3, dt)
         gs, fgs, ss = _run_disc(msd, ss, y_hat, dt)
-        l1 = mel_l1(y_mel, y_hat)
+        l1 = mel_l1(y3, y_hat)
         adv, fm = adv_of(gp) + adv_of(gs), fm_of(frp, fgp) + fm_of(frs, fgs)
         return adv + fm + cfg.mel_weight * l1, ((sp, ss), {"adv": adv, "fm": fm, "mel_l1": l1})
 
     @eqx.filter_jit(donate="all")
     def gan_step(state: GANState, y):
-        state, y, mel, y_mel, lr = inputs(state, y)
-        y3 = y[:, None, :].astype(jnp.float32)
+        state, y, mel, lr = inputs(state, y)
+        y3 = y[:, None, :]
         y_hat, gen_vjp = eqx.filter_vjp(lambda g: _run_gen(g, mel, dt), state.gen)
         discs, states = (state.mpd, state.msd), (state.mpd_state, state.msd_state)
         # 1. discriminators, on the generator's output with the generator held fixed
@@ -499,7 +509,7 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
         discs = eqx.apply_updates(discs, upd)
         # 2. generator, through the UPDATED discriminators; d loss / d y_hat, then back through the generator
         (lg, (states, gparts)), dy = jax.value_and_grad(
-            lambda yh: g_loss(yh, discs, states, y3, y_mel), has_aux=True)(y_hat)
+            lambda yh: g_loss(yh, discs, states, y3), has_aux=True)(y_hat)
         (g_grads,) = gen_vjp(dy)
         og = set_lr(state.opt_g, lr)
         upd, og = opt_g.update(g_grads, og, eqx.filter(state.gen, eqx.is_array))
@@ -514,10 +524,10 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
 
     @eqx.filter_jit(donate="all")
     def warmup_step(state: GANState, y):
-        state, y, mel, y_mel, lr = inputs(state, y)
+        state, y, mel, lr = inputs(state, y)
 
         def loss_fn(gen):
-            l1 = mel_l1(y_mel, _run_gen(gen, mel, dt))
+            l1 = mel_l1(y[:, None, :], _run_gen(gen, mel, dt))
             return cfg.mel_weight * l1, l1
         (lg, l1), g_grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(state.gen)
         og = set_lr(state.opt_g, lr)
@@ -550,17 +560,30 @@ def _load_corpus(data_dir, profile):
         raise ValueError(f"{data_dir}: the train split is empty")
     return data_dir, train, val
 
+def official_discriminators(cfg: TrainConfig, *, key):
+    """The MPD (periods `cfg.mpd_periods`) and the MSD (its first `cfg.msd_scales` scales), with their states.
+
+    **Returns:** `(mpd, mpd_state, msd, msd_state)`; the defaults are the paper's five periods and three scales.
+    """
+    from xtts_book.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+    kp, ks = jr.split(key)
+    mpd, sp = eqx.nn.make_with_state(MultiPeriodDiscriminator)(cfg.mpd_periods, key=kp)
+    msd, ss = eqx.nn.make_with_state(MultiScaleDiscriminator)(key=ks)
+    if cfg.msd_scales < len(msd.discriminators):  # a lighter MSD: the first scales only (scale 0 keeps spectral norm)
+        msd = eqx.tree_at(lambda m: m.discriminators, msd, msd.discriminators[: cfg.msd_scales])
+    return mpd, sp, msd, ss
+
 class HifiganTask(Task):
     "HiFi-GAN: generator + MPD + MSD, two AdamW optimisers, optional generator warm-up; validation mel L1."
     name = "hifigan"
     best_metric = "val/mel_l1"
 
-    def __init__(self, config: TrainConfig, data_dir=None, mesh=None, *, disc_kwargs: dict | None = None):
+    def __init__(self, config: TrainConfig, data_dir=None, mesh=None, *, disc_factory: Callable | None = None):
         super().__init__(config, mesh)
         cfg = config
         self.data_dir, self.train_wavs, self.val_wavs = _load_corpus(data_dir, cfg.profile)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_wavs) // cfg.batch_size)
-        self.disc_kwargs = dict(disc_kwargs or {})
+        self.disc_factory = disc_factory
         self.opt_g, self.opt_d = make_optimizer(cfg), make_optimizer(cfg)
         self._gan, self._warm = make_gan_steps(cfg, self.opt_g, self.opt_d, self.steps_per_epoch, self.mesh)
         y, frames = _val_clips(self.val_wavs, cfg.val_utterances, cfg.val_seconds)
@@ -580,11 +603,9 @@ class HifiganTask(Task):
 
     def init(self, key) -> GANState:
         from xtts_book.hifigan import Generator, generator_config
-        from xtts_book.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-        kg, kp, ks, kr = jr.split(key, 4)
+        kg, kd, kr = jr.split(key, 3)
         gen = Generator(generator_config(self.config.profile), key=kg)
-        mpd, sp = eqx.nn.make_with_state(MultiPeriodDiscriminator)(**self.disc_kwargs.get("mpd", {}), key=kp)
-        msd, ss = eqx.nn.make_with_state(MultiScaleDiscriminator)(**self.disc_kwargs.get("msd", {}), key=ks)
+        mpd, sp, msd, ss = (self.disc_factory or official_discriminators)(self.config, key=kd)
         arrays = lambda m: eqx.filter(m, eqx.is_array)
         return GANState(gen, mpd, msd, sp, ss, self.opt_g.init(arrays(gen)), self.opt_d.init(arrays((mpd, msd))),
                         kr, **counters())
@@ -662,15 +683,14 @@ class DVAETask(Task):
     best_metric = "val/recon"
 
     def __init__(self, config: TrainConfig, data_dir=None, mesh=None):
-        from xtts_book.audio import compute_mel_norms
-        from xtts_book.data import segment_batch
+        from xtts_book.data import corpus_mel_norms, segment_batch
         super().__init__(config, mesh)
         cfg = config
         self.data_dir, self.train_wavs, self.val_wavs = _load_corpus(data_dir, cfg.profile)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_wavs) // cfg.batch_size)
         self.opt = make_optimizer(cfg)
         self._step = make_dvae_train_step(cfg, self.opt, self.steps_per_epoch, self.mesh)
-        self.mel_norms = np.asarray(compute_mel_norms(self.train_wavs), np.float32)
+        self.mel_norms = np.asarray(corpus_mel_norms(self.data_dir), np.float32)  # cached beside the corpus
         n = max(cfg.val_utterances, 1)
         self._val_y = np.asarray(segment_batch(self.val_wavs or self.train_wavs, 0, segment_size=cfg.segment_size,
                                                batch_size=n, seed=cfg.seed + 1), np.float32)
@@ -713,11 +733,13 @@ def recipe(model: str, profile: str | None = None, **overrides) -> TrainConfig:
     profile = profile or get_profile()
     if model == "hifigan":
         base = pick({
-            # a handful of steps through both phases: warm-up then GAN
+            # a handful of steps through both phases: warm-up then GAN, with the lightest discriminator pair
+            # the real modules allow (MPD period 2, MSD raw scale: ~18M parameters instead of ~71M)
             "ci": dict(steps=4, batch_size=2, segment_size=2048, warmup_steps=2, log_every=1, val_every=2,
-                       ckpt_every=2, val_utterances=2, val_seconds=0.5, n_samples=1),
+                       ckpt_every=2, keep_last=1, val_utterances=2, val_seconds=0.5, n_samples=1,
+                       mpd_periods=(2,), msd_scales=1),
             # the one-hour CPU recipe (chapter 05 says why): mel-L1 warm-up of the generator, then the GAN
-            "cpu": dict(steps=100_000, batch_size=8, segment_size=8192, warmup_steps=100_000, log_every=10,
+            "cpu": dict(steps=100_000, batch_size=8, segment_size=8192, warmup_steps=100_000, log_every=10, keep_last=2,
                         val_every=100, ckpt_every=100, val_utterances=8, val_seconds=3.0, n_samples=3),
             # the official recipe: batch 16 x 8192, AdamW(2e-4, 0.8, 0.99), x0.999 per epoch, D then G
             "gpu": dict(steps=2_500_000, batch_size=16, segment_size=8192, log_every=100, val_every=1000,
