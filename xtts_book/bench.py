@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['SR', 'N_FFT', 'HOP', 'INFER_FRAMES', 'TORCH_DVAE', 'TORCH_DVAE_QUICK', 'WARMUP', 'CASES', 'LABELS', 'sizes',
            'conv_flops', 'generator_flops', 'worker_main', 'run_case', 'machine_info', 'markdown', 'run_bench',
-           'bench_cli']
+           'bench_cli', 'stage_times']
 
 # %% ../nbs/08_performance.ipynb 4
 import argparse, json, os, platform, resource, subprocess, sys, time
@@ -32,9 +32,9 @@ def sizes(quick: bool, gpu: bool = False) -> dict:
     "Batch sizes of every case: the brief's (4 x 8192 on CPU, 16 on GPU), or tiny ones under `--quick`."
     if quick:
         return {"infer_frames": 16, "gan_batch": 1, "segment": 2048, "dvae_batch": 1, "dvae_frames": 32,
-                "scale_batch": 2}
+                "scale_batch": 2, "scale_segment": 8192}
     return {"infer_frames": INFER_FRAMES, "gan_batch": 16 if gpu else 4, "segment": 8192, "dvae_batch": 8,
-            "dvae_frames": 256, "scale_batch": 4}
+            "dvae_frames": 256, "scale_batch": 8, "scale_segment": 256 * HOP}
 
 # %% ../nbs/08_performance.ipynb 7
 def conv_flops(c_in: int, c_out: int, k: int, t_out: int) -> int:
@@ -72,10 +72,10 @@ def _inputs(case: str, s: dict) -> dict:
     if case.startswith("infer"):
         return {"mel": (rng.standard_normal((1, 80, s["infer_frames"])) - 4.0).astype(np.float32)}
     if case.startswith(("train", "scale")):
-        b = s["scale_batch"] if case.startswith("scale") else s["gan_batch"]
-        t = np.arange(s["segment"]) / SR
+        b, n = (s["scale_batch"], s["scale_segment"]) if case.startswith("scale") else (s["gan_batch"], s["segment"])
+        t = np.arange(n) / SR
         f0 = rng.uniform(100, 300, (b, 1))
-        y = 0.5 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal((b, s["segment"]))
+        y = 0.5 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal((b, n))
         return {"y": y.astype(np.float32)}
     return {"mel": (1 + 0.3 * rng.standard_normal((s["dvae_batch"], 80, s["dvae_frames"]))).astype(np.float32)}
 
@@ -195,21 +195,34 @@ def _jax_case(case: str, quick: bool, weights: Path):
         info["xla_flops"] = _flops_of(lambda g, x: jax.vmap(g)(x), gen, x)
         info["flops"] = generator_flops(cfg, x.shape[-1])
         return (lambda: f(gen, x).block_until_ready()), info
-    if case.startswith(("train", "scale")):
+    if case == "scale":
+        # the train module's sharded DVAE step (waveforms in, mels inside) at the XTTS-v2 size, on however many
+        # devices this process sees; the HiFi-GAN step takes minutes to compile on a busy CPU, this one seconds
+        from xtts_book import train as T
+        from xtts_book.vqvae import DiscreteVAE, dvae_config
+        y = inp["y"]
+        cfg = T.TrainConfig(model="dvae", profile="ci" if quick else "gpu", batch_size=y.shape[0], segment_size=y.shape[1])
+        model, ema = eqx.nn.make_with_state(DiscreteVAE)(dvae_config(cfg.profile), key=jr.key(0))
+        opt = T.make_optimizer(cfg)
+        mesh = T.make_mesh()
+        dstep = T.make_dvae_train_step(cfg, opt, 1000, mesh)
+        state = T.DVAEState(model, ema, opt.init(eqx.filter(model, eqx.is_array)), jnp.ones(80, jnp.float32),
+                            jr.key(0), **T.counters())
+        box = {"state": T.replicate(state, mesh)}
+        info["samples"] = int(y.size)
+
+        def step():
+            box["state"], m = dstep(box["state"], T.shard_batch(y, mesh))
+            return float(m["loss"])
+        return step, info
+    if case.startswith("train"):
         from xtts_book import train as T
         from xtts_book.hifigan import hifigan_from_torch
         from xtts_book.discriminators import discriminators_from_torch, split_discriminator_state_dict
-        name = "v3" if case.startswith("scale") else case.split("_")[1]
-        if sd is None:                                      # scaling: no PyTorch side; the same torch-style init
-            from xtts_book.hifigan import Generator
-            from xtts_book.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-            gen = Generator(_gen_configs(quick)[name], key=jr.key(0))
-            mpd = MultiPeriodDiscriminator(key=jr.key(1))
-            msd, dstate = eqx.nn.make_with_state(MultiScaleDiscriminator)(key=jr.key(2))
-        else:
-            gen = hifigan_from_torch({k[2:]: v for k, v in sd.items() if k.startswith("G.")}, _gen_configs(quick)[name])
-            mpd, msd, dstate = discriminators_from_torch(
-                *split_discriminator_state_dict({k[2:]: v for k, v in sd.items() if k.startswith("D.")}))
+        name = case.split("_")[1]
+        gen = hifigan_from_torch({k[2:]: v for k, v in sd.items() if k.startswith("G.")}, _gen_configs(quick)[name])
+        mpd, msd, dstate = discriminators_from_torch(
+            *split_discriminator_state_dict({k[2:]: v for k, v in sd.items() if k.startswith("D.")}))
         y = inp["y"]
         cfg = T.TrainConfig(model="hifigan", profile="ci", batch_size=y.shape[0], segment_size=y.shape[1])
         opt_g, opt_d = T.make_optimizer(cfg), T.make_optimizer(cfg)
@@ -413,9 +426,10 @@ def markdown(results: dict) -> str:
     out = "\n".join(lines)
     if "scale" in results["cases"]:
         r = results["cases"]["scale"]["sides"]
-        out += (f"\n\nScaling (HiFi-GAN V3 training step, the train module's sharded step, batch {s['scale_batch']}): "
+        out += (f"\n\nScaling (the train module's sharded DVAE step, {'tiny' if results['quick'] else 'XTTS-v2 size'}, batch {s['scale_batch']} x "
+                f"{s['scale_segment']} samples): "
                 f"1 device {r['jax_1dev']['samples_per_s']:.0f} samples/s, 2 simulated CPU devices "
-                f"{r['jax_2dev']['samples_per_s']:.0f} samples/s "
+                f"{r['jax_2dev']['samples_per_s']:.0f} samples/s of audio "
                 f"(x{results['cases']['scale']['speedup_2dev']:.2f}).")
     out += (f"\n\nMachine: {m['cpu']}, {m['cores']} cores; jax {m['versions']['jax']}, torch {m['versions']['torch']}; "
             f"commit {m['commit']}{' (dirty)' if m['dirty'] else ''}; {m['date']}; {m['threads']}. Medians of "
@@ -457,3 +471,35 @@ def bench_cli(argv: list[str] | None = None) -> int:
     res = run_bench(a.cases, a.quick, repeats, a.out)
     print(markdown(res))
     return 0
+
+# %% ../nbs/08_performance.ipynb 34
+def stage_times(config, frames: int = INFER_FRAMES, repeats: int = 3, key=None) -> list[dict]:
+    "Median seconds and GFLOP/s of each piece of a (weight-norm folded) generator on `frames` frames, each jitted alone."
+    import jax, jax.numpy as jnp, jax.random as jr, equinox as eqx
+    from xtts_book.hifigan import Generator, LRELU_SLOPE
+    from xtts_book.layers import fold_weight_norm
+    g = fold_weight_norm(Generator(config, key=jr.key(0) if key is None else key))
+    c, ch, nk = config, config.channels, len(config.resblock_kernel_sizes)
+    def timed(f, *a):
+        jax.block_until_ready(f(*a))
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            out = jax.block_until_ready(f(*a))
+            ts.append(time.perf_counter() - t)
+        return out, float(np.median(ts))
+    rows, t = [], frames
+    o, s = timed(eqx.filter_jit(lambda m, x: m(x)), g.conv_pre, jnp.zeros((c.in_channels, frames), jnp.float32))
+    rows.append({"piece": "conv_pre", "shape": tuple(o.shape), "s": s, "flops": conv_flops(c.in_channels, ch[0], 7, t)})
+    for i, (u, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes)):
+        o, s = timed(eqx.filter_jit(lambda m, x: m(jax.nn.leaky_relu(x, LRELU_SLOPE))), g.ups[i], o)
+        rows.append({"piece": f"ups.{i}", "shape": tuple(o.shape), "s": s, "flops": 2 * ch[i] * ch[i + 1] * k * t})
+        t *= u
+        for j, (ks, dils) in enumerate(zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes)):
+            _, s = timed(eqx.filter_jit(lambda m, x: m(x)), g.resblocks[i * nk + j], o)
+            n = 2 * len(dils) if c.resblock == "1" else len(dils)
+            rows.append({"piece": f"  mrf.{i}.{j} (k{ks})", "shape": tuple(o.shape), "s": s,
+                         "flops": n * conv_flops(ch[i + 1], ch[i + 1], ks, t)})
+    for r in rows:
+        r["gflop_per_s"] = r["flops"] / r["s"] / 1e9
+    return rows
