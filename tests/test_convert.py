@@ -154,12 +154,7 @@ from xtts_book.convert import (XttsAudio, generator_key_map, load_discriminator_
                                load_xtts_checkpoint, xtts_from_torch)
 
 
-def _old_spelling(sd):
-    out = {}
-    for k, v in sd.items():
-        k = k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v")
-        out[k] = v
-    return out
+from xtts_book.layers import canonical_weight_norm_keys as _old_spelling  # the official weight_g/weight_v spelling
 
 
 def _perturb(module, seed=0):

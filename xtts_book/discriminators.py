@@ -79,6 +79,17 @@ def _apply(layer, x: Array, state, inference: bool | None):
         return layer(x, state, inference=inference)
     return layer(x), state
 
+def _conv_stack(convs, conv_post, x: Array, state, inference: bool | None):
+    "Both discriminators' trunk: each conv then leaky ReLU, then `conv_post`; every output is a feature map."
+    feats = []
+    for conv in convs:
+        x, state = _apply(conv, x, state, inference)
+        x = jax.nn.leaky_relu(x, LRELU_SLOPE)
+        feats.append(x)
+    x, state = _apply(conv_post, x, state, inference)
+    feats.append(x)
+    return x.reshape(-1), feats, state
+
 def _check_wav(wav, name: str):
     if wav.ndim != 2 or wav.shape[0] != 1:
         raise ValueError(f"{name} takes one waveform of shape (1, t), got {tuple(wav.shape)}: vmap it for batches")
@@ -123,14 +134,7 @@ class DiscriminatorP(eqx.Module):
     def __call__(self, wav: Float[Array, "1 t"], state: eqx.nn.State | None = None, *,
                  inference: bool | None = None) -> tuple[Float[Array, " s"], list, eqx.nn.State | None]:
         _check_wav(wav, "DiscriminatorP")
-        x, feats = self.fold(wav), []
-        for conv in self.convs:
-            x, state = _apply(conv, x, state, inference)
-            x = jax.nn.leaky_relu(x, LRELU_SLOPE)
-            feats.append(x)
-        x, state = _apply(self.conv_post, x, state, inference)
-        feats.append(x)
-        return x.reshape(-1), feats, state
+        return _conv_stack(self.convs, self.conv_post, self.fold(wav), state, inference)
 
 # %% ../nbs/04_discriminators.ipynb 20
 class MultiPeriodDiscriminator(eqx.Module):
@@ -186,14 +190,7 @@ class DiscriminatorS(eqx.Module):
     def __call__(self, wav: Float[Array, "1 t"], state: eqx.nn.State | None = None, *,
                  inference: bool | None = None) -> tuple[Float[Array, " s"], list, eqx.nn.State | None]:
         _check_wav(wav, "DiscriminatorS")
-        x, feats = wav, []
-        for conv in self.convs:
-            x, state = _apply(conv, x, state, inference)
-            x = jax.nn.leaky_relu(x, LRELU_SLOPE)
-            feats.append(x)
-        x, state = _apply(self.conv_post, x, state, inference)
-        feats.append(x)
-        return x.reshape(-1), feats, state
+        return _conv_stack(self.convs, self.conv_post, wav, state, inference)
 
 # %% ../nbs/04_discriminators.ipynb 27
 def avg_pool(x: Float[Array, "c t"], kernel: int = 4, stride: int = 2, padding: int = 2) -> Float[Array, "c t2"]:
