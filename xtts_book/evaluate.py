@@ -347,11 +347,10 @@ def load_training_state(path):
     def build():
         if model == "hifigan":
             from xtts_book.hifigan import Generator, generator_config
-            from xtts_book.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-            kg, kp, ks, kr = jr.split(jr.PRNGKey(0), 4)
+            kg, kd, kr = jr.split(jr.PRNGKey(0), 3)
             gen = Generator(generator_config(cfg.profile), key=kg)
-            mpd, sp = eqx.nn.make_with_state(MultiPeriodDiscriminator)(key=kp)
-            msd, ss = eqx.nn.make_with_state(MultiScaleDiscriminator)(key=ks)
+            # the discriminators the run trained (its periods and scales), as `HifiganTask.init` builds them
+            mpd, sp, msd, ss = train.official_discriminators(cfg, key=kd)
             opt = train.make_optimizer(cfg)
             arrays = lambda m: eqx.filter(m, eqx.is_array)
             return train.GANState(gen, mpd, msd, sp, ss, opt.init(arrays(gen)), opt.init(arrays((mpd, msd))),
