@@ -359,7 +359,8 @@ def load_training_state(path):
             import jax.numpy as jnp
             from xtts_book.vqvae import DiscreteVAE, dvae_config
             km, kr = jr.split(jr.PRNGKey(0))
-            m, ema = eqx.nn.make_with_state(DiscreteVAE)(dvae_config(cfg.profile), key=km)
+            m, ema = eqx.nn.make_with_state(DiscreteVAE)(
+                dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold), key=km)
             opt = train.make_optimizer(cfg)
             return train.DVAEState(m, ema, opt.init(eqx.filter(m, eqx.is_array)), jnp.zeros(80, jnp.float32), kr,
                                    **train.counters())
@@ -581,6 +582,14 @@ def repo_root() -> Path:
     start = Path(globals().get("__file__", Path.cwd())).resolve()
     return next((p for p in [start, *start.parents] if (p / "settings.ini").is_file()), Path.cwd())
 
+def _shown(arg) -> str:
+    "A command-line argument as the results record it: a path inside the repository relative to its root, else as given."
+    try:
+        p = Path(str(arg))
+        return str(p.absolute().relative_to(repo_root())) if p.is_absolute() else str(arg)
+    except ValueError:
+        return str(arg)
+
 def git_commit(repo=None) -> str:
     "`git rev-parse HEAD` of the package's repository (with '-dirty' when it has uncommitted changes), or 'unknown'."
     repo = Path(repo or repo_root())
@@ -679,8 +688,8 @@ def eval_cli(argv: list[str] | None = None) -> int:
     results = evaluate(systems, clips, asr=not a.no_asr, dns=not a.no_dnsmos)
     results["targets"] = check_targets(results)
     results["skipped"] = skipped
-    command = "xtts-book eval " + " ".join(argv if argv is not None else sys.argv[1:])
-    results["meta"] = {"commit": git_commit(), "profile": profile, "data": str(a.data), "split": a.split,
+    command = "xtts-book eval " + " ".join(_shown(x) for x in (argv if argv is not None else sys.argv[1:]))
+    results["meta"] = {"commit": git_commit(), "profile": profile, "data": _shown(a.data), "split": a.split,
                        "clips": len(clips), "clip_ids": [c.get("id") for c in clips], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                        "command": command.strip(), "settings": {"gl_iters": a.gl_iters, "max_seconds": a.max_seconds,
                        "asr": not a.no_asr, "dnsmos": not a.no_dnsmos}}

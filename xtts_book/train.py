@@ -43,6 +43,7 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: len(train set) // batch_size, as a PyTorch DataLoader would
     warmup_steps: int = 0  # HiFi-GAN only: generator-only mel-L1 steps before the GAN starts
     mel_weight: float = 45.0  # weight of the mel L1 in the generator loss
+    dead_code_threshold: float = 0.0  # DVAE only: restart codes whose EMA count falls below it (XTTS: 0; chapter 02)
     mpd_periods: tuple = (2, 3, 5, 7, 11)  # HiFi-GAN only: the periods of the MPD
     msd_scales: int = 3  # HiFi-GAN only: how many of the MSD's three scales (1: the raw waveform only)
     log_every: int = 10
@@ -731,7 +732,8 @@ class DVAETask(Task):
     def init(self, key) -> DVAEState:
         from xtts_book.vqvae import DiscreteVAE, dvae_config
         km, kr = jr.split(key)
-        model, ema = eqx.nn.make_with_state(DiscreteVAE)(dvae_config(self.config.profile), key=km)
+        model, ema = eqx.nn.make_with_state(DiscreteVAE)(
+            dvae_config(self.config.profile, dead_code_threshold=self.config.dead_code_threshold), key=km)
         return DVAEState(model, ema, self.opt.init(eqx.filter(model, eqx.is_array)), jnp.asarray(self.mel_norms),
                          kr, **counters())
 
@@ -769,7 +771,9 @@ def recipe(model: str, profile: str | None = None, **overrides) -> TrainConfig:
                         ckpt_every=5000, val_utterances=64, val_seconds=10.0, n_samples=4, mixed_precision=True),
         }, profile)
     elif model == "dvae":
-        dvae = dict(lr=3e-4, b1=0.9, b2=0.999, lr_decay=1.0)
+        # Adam as the DVAE trainers use it; the dead-code restart of chapter 02 (without it the codebook collapses
+        # to one code at the first step: 0.1 codes per step is the threshold chapter 02 measured)
+        dvae = dict(lr=3e-4, b1=0.9, b2=0.999, lr_decay=1.0, dead_code_threshold=0.1)
         base = pick({
             "ci": dict(steps=4, batch_size=2, segment_size=4096, log_every=1, val_every=2, ckpt_every=2,
                        val_utterances=2, **dvae),
