@@ -10,7 +10,8 @@ __all__ = ['SR', 'LISTEN_SR', 'HOP', 'MRSTFT_RESOLUTIONS', 'METRICS', 'LOWER_IS_
            'dvae_roundtrip', 'dvae_hifigan_system', 'converted_mel_system', 'find_checkpoint', 'run_checkpoints',
            'load_training_state', 'checkpoint_info', 'load_generator', 'load_dvae', 'load_clips', 'score_clip',
            'evaluate', 'summarize', 'results_table', 'check_targets', 'targets_markdown', 'training_curve', 'repo_root',
-           'git_commit', 'headline_markdown', 'eval_cli', 'runs_root', 'find_runs']
+           'git_commit', 'headline_markdown', 'eval_cli', 'runs_root', 'find_runs', 'save_listening_row',
+           'listening_row_html']
 
 # %% ../nbs/07_evaluation.ipynb 2
 import argparse, json, math, os, re, subprocess, sys, time, warnings
@@ -733,3 +734,36 @@ def find_runs(model: str, profile: str | None = None, root=None) -> list[dict]:
         if info["model"] == model and (profile is None or info["profile"] == profile):
             found.append({"run": str(ck.parent), **info})
     return sorted(found, key=lambda r: -(r["train_minutes"] or 0))
+
+# %% ../nbs/07_evaluation.ipynb 65
+def save_listening_row(systems: list, clip: dict, folder, seconds: float = 4.0, heard: dict | None = None) -> Path:
+    """Write `clip` through every system as 16-bit WAVs in `folder` (the first `seconds`), with a `row.json`:
+    the clip's id and text, and per system its label, file and what the recogniser heard (`heard[system]`)."""
+    import soundfile as sf
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(seconds * SR)
+    entries = []
+    for s in systems:
+        wav = np.clip(np.asarray(s.fn(clip["wav"]), np.float32)[:n], -1, 1)
+        sf.write(folder / f"{s.name}.wav", wav, SR, subtype="PCM_16")
+        entries.append({"system": s.name, "label": s.label, "file": f"{s.name}.wav", "heard": (heard or {}).get(s.name)})
+    row = {"id": clip.get("id"), "text": clip.get("text", ""), "seconds": round(min(seconds, len(clip["wav"]) / SR), 2),
+           "systems": entries}
+    (folder / "row.json").write_text(json.dumps(row, indent=1, ensure_ascii=False))
+    return folder
+
+def listening_row_html(folder) -> str:
+    "The row saved by `save_listening_row` as an HTML table of players with the audio embedded (base64 WAV)."
+    import html, soundfile as sf
+    from IPython.display import Audio
+    folder = Path(folder)
+    row = json.loads((folder / "row.json").read_text())
+    cells = []
+    for e in row["systems"]:
+        wav, sr = sf.read(folder / e["file"], dtype="float32")
+        heard = f"<br><small>heard: “{html.escape(e['heard'])}”</small>" if e.get("heard") is not None else ""
+        cells.append(f"<td style='text-align:center;vertical-align:top'><b>{html.escape(e['label'])}</b><br>"
+                     f"{Audio(wav, rate=sr, normalize=False)._repr_html_()}{heard}</td>")
+    return (f"<p>Clip <code>{html.escape(str(row['id']))}</code>: “{html.escape(row['text'])}”</p>"
+            f"<table><tr>{''.join(cells)}</tr></table>")
