@@ -777,8 +777,9 @@ def recipe(model: str, profile: str | None = None, **overrides) -> TrainConfig:
         base = pick({
             "ci": dict(steps=4, batch_size=2, segment_size=4096, log_every=1, val_every=2, ckpt_every=2,
                        val_utterances=2, **dvae),
+            # chapter 01's learning rate for the small model: minutes, not hours, on two cores
             "cpu": dict(steps=20_000, batch_size=16, segment_size=16384, log_every=10, val_every=100,
-                        ckpt_every=200, val_utterances=16, **dvae),
+                        ckpt_every=200, val_utterances=16, **{**dvae, "lr": 1e-3}),
             "gpu": dict(steps=200_000, batch_size=64, segment_size=32768, log_every=100, val_every=1000,
                         ckpt_every=5000, val_utterances=64, mixed_precision=True, **dvae),
         }, profile)
