@@ -87,8 +87,9 @@ def main():
         conv = eqx.nn.Conv1d(ci, co, k, s, padding=pad, groups=g, key=jr.PRNGKey(0))
         x = jr.normal(jr.PRNGKey(1), (B, ci, t))
         w = conv.weight
+        b = conv.bias.reshape(1, -1, 1)
         grouped = grad_fn(lambda w, x: lax.conv_general_dilated(x, w, (s,), ((pad, pad),), feature_group_count=g,
-                                                                dimension_numbers=("NCH", "OIH", "NCH")))
+                                                                dimension_numbers=("NCH", "OIH", "NCH")) + b)
         per_group = grad_fn(lambda w, x: conv1d(eqx.tree_at(lambda c: c.weight, conv, w), x))
         check({"grouped": grouped(w, x), "per_group": per_group(w, x)})
         tl = torch.nn.Conv1d(ci, co, k, s, padding=pad, groups=g)
@@ -105,8 +106,9 @@ def main():
         conv = eqx.nn.Conv2d(ci, co, (5, 1), (s, 1), padding=((2, 2), (0, 0)), key=jr.PRNGKey(0))
         x = jr.normal(jr.PRNGKey(1), (B, ci, h, P))
         w = conv.weight
+        b2 = conv.bias.reshape(1, -1, 1, 1)
         conv2d = grad_fn(lambda w, x: lax.conv_general_dilated(x, w, (s, 1), ((2, 2), (0, 0)),
-                                                               dimension_numbers=("NCHW", "OIHW", "NCHW")))
+                                                               dimension_numbers=("NCHW", "OIHW", "NCHW")) + b2)
         def cols(w, x):
             y = conv1d(eqx.tree_at(lambda c: c.weight, conv, w), jnp.transpose(x, (0, 3, 1, 2)).reshape(B * P, ci, h))
             return jnp.transpose(y.reshape(B, P, co, -1), (0, 2, 3, 1))

@@ -84,7 +84,7 @@ def _normed(layer, state, inference: bool | None):
 def conv1d(conv: eqx.Module, x: Float[Array, "n c t"]) -> Float[Array, "n o t2"]:
     """`conv` (an `eqx.nn.Conv1d`, or a `Conv2d` with a (k, 1) kernel) on a batch `x` of 1-D signals, one dense
     convolution per group. The same sums as `conv(x[i])`; written out because XLA's CPU grouped convolution is
-    3-9x slower than running the groups one by one (chapter 08 measures it)."""
+    up to 7x slower than running the groups one by one (chapter 08 measures it)."""
     w = conv.weight[..., 0] if conv.weight.ndim == 4 else conv.weight     # (o, i/groups, k)
     if conv.weight.ndim == 4 and conv.weight.shape[-1] != 1:
         raise ValueError(f"conv1d takes Conv2d kernels of shape (k, 1), got {conv.weight.shape[2:]}")
