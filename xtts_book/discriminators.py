@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .audio import hifigan_mel
-from .layers import (StateDictError, canonical_weight_norm_keys, check_state_dict, folded_weight,
+from .layers import (StateDictError, canonical_weight_norm_keys, check_state_dict, fold_weight_norm,
                               load_torch, to_numpy, torch_keys, weight_norm)
 
 # %% ../nbs/04_discriminators.ipynb 6
@@ -62,9 +62,13 @@ class SpectralNorm(eqx.Module):
             state = state.set(self.uv_index, (u, v))
         return jnp.dot(u, jnp.matmul(mat, v, precision="highest"), precision="highest"), state
 
-    def __call__(self, x: Array, state: eqx.nn.State, *, inference: bool | None = None) -> tuple[Array, eqx.nn.State]:
+    def normalised(self, state: eqx.nn.State, *, inference: bool | None = None) -> tuple[eqx.Module, eqx.nn.State]:
+        "The plain layer carrying the weight `W / sigma`, and the state after the power iteration."
         sigma, state = self.sigma(state, inference=inference)
-        layer = eqx.tree_at(lambda l: l.weight, self.layer, self.layer.weight / sigma)
+        return eqx.tree_at(lambda l: l.weight, self.layer, self.layer.weight / sigma), state
+
+    def __call__(self, x: Array, state: eqx.nn.State, *, inference: bool | None = None) -> tuple[Array, eqx.nn.State]:
+        layer, state = self.normalised(state, inference=inference)
         return layer(x), state
 
 # %% ../nbs/04_discriminators.ipynb 13
@@ -78,9 +82,8 @@ def _normed(layer, state, inference: bool | None):
     if isinstance(layer, SpectralNorm):
         if state is None:
             raise ValueError("a spectral-normed discriminator needs its `state` (build it with eqx.nn.make_with_state)")
-        sigma, state = layer.sigma(state, inference=inference)
-        return eqx.tree_at(lambda l: l.weight, layer.layer, layer.layer.weight / sigma), state
-    return eqx.tree_at(lambda l: l.weight, layer.layer, folded_weight(layer)), state
+        return layer.normalised(state, inference=inference)
+    return fold_weight_norm(layer), state
 
 GROUPED_CONV = os.environ.get("XTTS_BOOK_GROUPED_CONV", "per_group")   # or "xla": one grouped XLA convolution
 

@@ -779,7 +779,7 @@ def recipe(model: str, profile: str | None = None, **overrides) -> TrainConfig:
                        val_utterances=2, **dvae),
             # chapter 01's learning rate for the small model: minutes, not hours, on two cores
             "cpu": dict(steps=20_000, batch_size=16, segment_size=16384, log_every=10, val_every=100,
-                        ckpt_every=200, val_utterances=16, **{**dvae, "lr": 1e-3}),
+                        ckpt_every=200, val_utterances=16, **dict(dvae, lr=1e-3)),
             "gpu": dict(steps=200_000, batch_size=64, segment_size=32768, log_every=100, val_every=1000,
                         ckpt_every=5000, val_utterances=64, mixed_precision=True, **dvae),
         }, profile)
