@@ -1,6 +1,6 @@
 # The two commands of README.md:
 #   make book   build the default corpus, execute every chapter in the `cpu` profile, render the site
-#   make test   nbdev_test (the `ci` profile) and pytest tests/
+#   make test   nbdev_test (the `ci` profile) and pytest tests/ (two workers, one test file per worker at a time)
 # Each sets up its own local virtual environment (.venv) with the package installed editable.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -22,7 +22,7 @@ $(STAMP): settings.ini setup.py tools/install-reference.sh
 
 test: venv
 	XTTS_BOOK_PROFILE=ci XTTS_BOOK_GROUPED_CONV=xla $(BIN)/nbdev_test --n_workers 2 --timing
-	XTTS_BOOK_PROFILE=ci XTTS_BOOK_GROUPED_CONV=xla $(BIN)/python -m pytest tests -q
+	XTTS_BOOK_PROFILE=ci XTTS_BOOK_GROUPED_CONV=xla $(BIN)/python -m pytest tests -q -n 2 --dist loadfile
 
 # make book ONLY=01_vqvae executes one chapter (comma-separate for more) and renders them all
 book: venv
