@@ -20,8 +20,8 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .layers import (StateDictError, canonical_weight_norm_keys, check_state_dict, load_torch, to_numpy,
-                              torch_keys, weight_norm)
+from .layers import (StateDictError, canonical_weight_norm_keys, check_state_dict, conv1d_tc,
+                              fold_weight_norm, load_torch, to_numpy, torch_keys, weight_norm)
 from .profile import pick
 
 # %% ../nbs/03_hifigan_generator.ipynb 6
@@ -59,21 +59,28 @@ class ConvTranspose1d(eqx.Module):
         """
         if x.ndim != 2 or x.shape[0] != self.in_channels:
             raise ValueError(f"ConvTranspose1d expects ({self.in_channels}, t), got {x.shape}")
+        return self.time_major(x.T).T
+
+    def time_major(self, x: Float[Array, "t c_in"]) -> Float[Array, "t_out c_out"]:
+        "The same on a time-major signal: `(t, c_in)` in, `(t_out, c_out)` out (what the generator runs)."
+        if x.ndim != 2 or x.shape[1] != self.in_channels:
+            raise ValueError(f"ConvTranspose1d.time_major expects (t, {self.in_channels}), got {x.shape}")
         c_in, c_out, k = self.weight.shape
-        u, t = self.stride, x.shape[1]
+        u, t = self.stride, x.shape[0]
         if self.out_length(t) < 1:
             raise ValueError(f"ConvTranspose1d: {t} input frames give no output (k={k}, padding={self.padding})")
         m = -(-k // u)                                   # taps per phase
-        # tap j = s*u + r belongs to phase r; rows (s flipped, c_in), columns (c_out, r)
+        # tap j = s*u + r belongs to phase r; rows (s flipped, c_in), columns (r, c_out)
         w = jnp.pad(self.weight, ((0, 0), (0, 0), (0, m * u - k)))
-        kern = w.reshape(c_in, c_out, m, u)[:, :, ::-1, :].transpose(2, 0, 1, 3).reshape(m * c_in, c_out * u)
+        kern = w.reshape(c_in, c_out, m, u)[:, :, ::-1, :].transpose(2, 0, 3, 1).reshape(m * c_in, u * c_out)
         q = t + m - 1                                    # frames per phase before cropping
-        xp = jnp.pad(x, ((0, 0), (m - 1, m - 1))).T      # (t + 2m - 2, c_in)
+        xp = jnp.pad(x, ((m - 1, m - 1), (0, 0)))        # (t + 2m - 2, c_in)
         patches = jnp.concatenate([xp[s:s + q] for s in range(m)], axis=1)       # (q, m * c_in)
-        z = patches @ kern.astype(x.dtype)               # (q, c_out * u): every phase at once
-        z = z.reshape(q, c_out, u).transpose(1, 0, 2).reshape(c_out, q * u)     # interleave the phases
-        y = z[:, self.padding:self.padding + self.out_length(t)]
-        return y if self.bias is None else y + self.bias
+        z = patches @ kern.astype(x.dtype)               # (q, u * c_out): every phase at once
+        z = z.reshape(q * u, c_out)                      # row q*u + r: the phases interleave for free
+        y = z[self.padding:self.padding + self.out_length(t)]
+        return y if self.bias is None else y + self.bias[:, 0].astype(x.dtype)
+
 
 # %% ../nbs/03_hifigan_generator.ipynb 13
 LRELU_SLOPE = 0.1
@@ -107,8 +114,12 @@ class ResBlock1(eqx.Module):
 
     def __call__(self, x: Float[Array, "c t"]) -> Float[Array, "c t"]:
         """**Arguments:** `x` `(c, t)`. **Returns:** `(c, t)`."""
+        return self.time_major(x.T).T
+
+    def time_major(self, x: Float[Array, "t c"]) -> Float[Array, "t c"]:
+        "The block on a time-major signal `(t, c)`: what the generator runs (`conv1d_tc` says why)."
         for c1, c2 in zip(self.convs1, self.convs2):
-            x = x + c2(jax.nn.leaky_relu(c1(jax.nn.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+            x = x + conv1d_tc(c2, jax.nn.leaky_relu(conv1d_tc(c1, jax.nn.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
         return x
 
 # %% ../nbs/03_hifigan_generator.ipynb 15
@@ -125,8 +136,12 @@ class ResBlock2(eqx.Module):
 
     def __call__(self, x: Float[Array, "c t"]) -> Float[Array, "c t"]:
         """**Arguments:** `x` `(c, t)`. **Returns:** `(c, t)`."""
+        return self.time_major(x.T).T
+
+    def time_major(self, x: Float[Array, "t c"]) -> Float[Array, "t c"]:
+        "The block on a time-major signal `(t, c)`."
         for c in self.convs:
-            x = x + c(jax.nn.leaky_relu(x, LRELU_SLOPE))
+            x = x + conv1d_tc(c, jax.nn.leaky_relu(x, LRELU_SLOPE))
         return x
 
 # %% ../nbs/03_hifigan_generator.ipynb 18
@@ -275,19 +290,19 @@ class Generator(eqx.Module):
         elif g is not None:
             raise ValueError("this generator has no conditioning input (cond_channels=0) but g was given")
         nk = len(cfg.resblock_kernel_sizes)
-        o = self.conv_pre(x)
+        o = conv1d_tc(self.conv_pre, x.T)                # time-major from here on: (t, c)
         if self.cond_layer is not None:
-            o = o + self.cond_layer(g)
+            o = o + self.cond_layer(g).T
         for i, up in enumerate(self.ups):
-            o = up(jax.nn.leaky_relu(o, LRELU_SLOPE))
+            o = fold_weight_norm(up).time_major(jax.nn.leaky_relu(o, LRELU_SLOPE))
             if self.conds is not None:
-                o = o + self.conds[i](g)
-            z = self.resblocks[i * nk](o)
+                o = o + self.conds[i](g).T
+            z = self.resblocks[i * nk].time_major(o)
             for j in range(1, nk):
-                z = z + self.resblocks[i * nk + j](o)
+                z = z + self.resblocks[i * nk + j].time_major(o)
             o = z / nk
-        o = self.conv_post(jax.nn.leaky_relu(o, 0.01))
-        return jnp.tanh(o)
+        o = conv1d_tc(self.conv_post, jax.nn.leaky_relu(o, 0.01))
+        return jnp.tanh(o).T
 
 # %% ../nbs/03_hifigan_generator.ipynb 23
 def _is_wn(x) -> bool:
