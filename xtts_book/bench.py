@@ -246,7 +246,7 @@ def _jax_case(case: str, quick: bool, weights: Path):
         model, state = dvae_from_torch(sd)
         opt = dvae_optimizer()
         box = {"m": model, "s": state, "o": opt.init(eqx.filter(model, eqx.is_array))}
-        dstep = make_dvae_step(opt)
+        dstep = make_dvae_step(opt, donate=True)   # in place, as the training loop (train.make_dvae_train_step)
         mel = jnp.asarray(inp["mel"])
         info["xla_flops"] = _flops_of(lambda m, s, x: eqx.filter_value_and_grad(dvae_loss, has_aux=True)(m, s, x)[0][0],
                                        model, state, mel)   # forward + backward (AdamW adds little)

@@ -21,7 +21,7 @@ import optax
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .layers import StateDictError, check_state_dict, load_torch, torch_keys
+from .layers import StateDictError, check_state_dict, conv1d_tc, load_torch, torch_keys
 from .profile import pick
 
 # %% ../nbs/01_vqvae.ipynb 5
@@ -92,9 +92,13 @@ class ResBlock(eqx.Module):
 
     def __call__(self, x: Float[Array, "c t"]) -> Float[Array, "c t"]:
         "**Arguments:** `x` `(c, t)`. **Returns:** `(c, t)`."
-        h = jax.nn.relu(self.conv1(x))
-        h = jax.nn.relu(self.conv2(h))
-        return self.conv3(h) + x
+        return self.time_major(x.T).T
+
+    def time_major(self, x: Float[Array, "t c"]) -> Float[Array, "t c"]:
+        "The block on a time-major `(t, c)` signal, what the encoder and decoder run (`conv1d_tc` says why)."
+        h = jax.nn.relu(conv1d_tc(self.conv1, x))
+        h = jax.nn.relu(conv1d_tc(self.conv2, h))
+        return conv1d_tc(self.conv3, h) + x
 
 # %% ../nbs/01_vqvae.ipynb 13
 class Encoder(eqx.Module):
@@ -115,12 +119,12 @@ class Encoder(eqx.Module):
 
     def __call__(self, mel: Float[Array, "c t"]) -> Float[Array, "d n"]:
         "**Arguments:** `mel` `(channels, t)`. **Returns:** `(codebook_dim, n)`, n = ceil(t / stride**num_layers)."
-        h = mel
+        h = mel.T                                        # time-major inside: (t, c)
         for conv in self.downs:
-            h = jax.nn.relu(conv(h))
+            h = jax.nn.relu(conv1d_tc(conv, h))
         for block in self.blocks:
-            h = block(h)
-        return self.proj(h)
+            h = block.time_major(h)
+        return conv1d_tc(self.proj, h).T
 
 # %% ../nbs/01_vqvae.ipynb 15
 class UpsampledConv(eqx.Module):
@@ -135,7 +139,11 @@ class UpsampledConv(eqx.Module):
 
     def __call__(self, x: Float[Array, "c t"]) -> Float[Array, "o t2"]:
         "**Arguments:** `x` `(c, t)`. **Returns:** `(out_channels, scale * t)`."
-        return self.conv(jnp.repeat(x, self.scale, axis=-1))
+        return self.time_major(x.T).T
+
+    def time_major(self, x: Float[Array, "t c"]) -> Float[Array, "t2 o"]:
+        "The same on a time-major `(t, c)` signal."
+        return conv1d_tc(self.conv, jnp.repeat(x, self.scale, axis=0))
 
 # %% ../nbs/01_vqvae.ipynb 17
 class Decoder(eqx.Module):
@@ -160,12 +168,12 @@ class Decoder(eqx.Module):
 
     def __call__(self, z: Float[Array, "d n"]) -> Float[Array, "c t"]:
         "**Arguments:** `z` `(codebook_dim, n)`. **Returns:** mel `(channels, n * stride**num_layers)`."
-        h = z if self.proj is None else self.proj(z)
+        h = z.T if self.proj is None else conv1d_tc(self.proj, z.T)     # time-major inside
         for block in self.blocks:
-            h = block(h)
+            h = block.time_major(h)
         for up in self.ups:
-            h = jax.nn.relu(up(h))
-        return self.out(h)
+            h = jax.nn.relu(up.time_major(h))
+        return conv1d_tc(self.out, h).T
 
 # %% ../nbs/01_vqvae.ipynb 19
 def _batch_psum(x, axis_name: str):
@@ -470,15 +478,20 @@ def dvae_optimizer(lr: float = 3e-4, weight_decay: float = 0.01, b1: float = 0.9
     return optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay)
 
 
-def make_dvae_step(optimizer: optax.GradientTransformation):
-    "A jitted `step(model, state, opt_state, mels) -> (model, state, opt_state, metrics)`: one AdamW update."
-    @eqx.filter_jit
+def make_dvae_step(optimizer: optax.GradientTransformation, donate: bool = False):
+    """A jitted `step(model, state, opt_state, mels) -> (model, state, opt_state, metrics)`: one AdamW update.
+
+    `donate=True` hands the model, state and optimiser state's buffers to XLA to update in place (the
+    arguments passed in are invalid afterwards): at the XTTS-v2 size that halves the optimiser's time."""
     def step(model, state, opt_state, mels):
         (loss, (state, metrics)), grads = eqx.filter_value_and_grad(dvae_loss, has_aux=True)(model, state, mels)
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         model = eqx.apply_updates(model, updates)
         return model, state, opt_state, dict(metrics, **{"dvae/loss": loss})
-    return step
+    if not donate:
+        return eqx.filter_jit(step)
+    inner = eqx.filter_jit(lambda mels, *rest: step(*rest, mels), donate="all-except-first")
+    return lambda model, state, opt_state, mels: inner(mels, model, state, opt_state)
 
 # %% ../nbs/01_vqvae.ipynb 37
 @eqx.filter_jit
