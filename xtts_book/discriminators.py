@@ -21,8 +21,8 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .audio import hifigan_mel
-from .layers import (StateDictError, canonical_weight_norm_keys, check_state_dict, fold_weight_norm,
-                              load_torch, to_numpy, torch_keys, weight_norm)
+from .layers import (StateDictError, canonical_weight_norm_keys, check_state_dict, conv_weight,
+                              fold_weight_norm, load_torch, to_numpy, torch_keys, weight_norm)
 
 # %% ../nbs/04_discriminators.ipynb 6
 LRELU_SLOPE = 0.1
@@ -93,7 +93,8 @@ def conv1d(conv: eqx.Module, x: Float[Array, "n c t"], *, per_group: bool | None
     up to 7x slower than running the groups one by one (chapter 08 measures it).
     Unrolling the groups costs compile time; `per_group=False` (or `XTTS_BOOK_GROUPED_CONV=xla`, which `make test`
     sets: its tiny steps compile far more than they run) uses XLA's grouped convolution instead."""
-    w = conv.weight[..., 0] if conv.weight.ndim == 4 else conv.weight     # (o, i/groups, k)
+    w = conv_weight(conv)
+    w = w[..., 0] if w.ndim == 4 else w                                # (o, i/groups, k)
     if conv.weight.ndim == 4 and conv.weight.shape[-1] != 1:
         raise ValueError(f"conv1d takes Conv2d kernels of shape (k, 1), got {conv.weight.shape[2:]}")
     def dense(xg, wg, groups=1):

@@ -21,7 +21,7 @@ from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .layers import (StateDictError, canonical_weight_norm_keys, check_state_dict, conv1d_tc,
-                              fold_weight_norm, load_torch, to_numpy, torch_keys, weight_norm)
+                              conv_weight, fold_weight_norm, load_torch, to_numpy, torch_keys, weight_norm)
 from .profile import pick
 
 # %% ../nbs/03_hifigan_generator.ipynb 6
@@ -71,7 +71,7 @@ class ConvTranspose1d(eqx.Module):
             raise ValueError(f"ConvTranspose1d: {t} input frames give no output (k={k}, padding={self.padding})")
         m = -(-k // u)                                   # taps per phase
         # tap j = s*u + r belongs to phase r; rows (s flipped, c_in), columns (r, c_out)
-        w = jnp.pad(self.weight, ((0, 0), (0, 0), (0, m * u - k)))
+        w = jnp.pad(conv_weight(self), ((0, 0), (0, 0), (0, m * u - k)))   # conv_weight: see chapter "Layers"
         kern = w.reshape(c_in, c_out, m, u)[:, :, ::-1, :].transpose(2, 0, 3, 1).reshape(m * c_in, u * c_out)
         q = t + m - 1                                    # frames per phase before cropping
         xp = jnp.pad(x, ((m - 1, m - 1), (0, 0)))        # (t + 2m - 2, c_in)

@@ -1,0 +1,106 @@
+"""Where the DVAE training step's time goes, op by op, and what splitting it in two programs changes.
+
+Builds the XTTS-v2-sized DVAE from the weights the bench uses, runs `vqvae.make_dvae_step(donate=True)` under
+`jax.profiler.trace` with XLA's per-op trace events on, and sums the events by kind (`multiply_add_fusion`,
+`transpose_copy_fusion`, `convolution`, ...). Then it times three variants of one AdamW step, interleaved:
+the fused step (one program), the same computation as two programs (gradients, then a donated update), and the
+gradients alone. Not a test; run by hand (a few minutes):
+
+    XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true PYTHONPATH=$PWD python tools/profile_dvae_step.py \
+        [--json results/bench/dvae_profile.json]
+"""
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from xtts_book import bench
+from xtts_book.vqvae import dvae_from_torch, dvae_loss, dvae_optimizer, make_dvae_step
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    if "xla_cpu_enable_xprof_traceme" not in os.environ.get("XLA_FLAGS", ""):
+        raise SystemExit("set XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true (per-op trace events)")
+    w = Path(tempfile.mkdtemp()) / "dvae.npz"
+    bench._torch_case("dvae", False, w)                 # the bench's weights (PyTorch init, seed 0)
+    sd = dict(np.load(w))
+    mel = jax.numpy.asarray(bench._inputs("dvae", bench.sizes(False))["mel"])
+    opt = dvae_optimizer()
+
+    def fresh():
+        m, s = dvae_from_torch(sd)
+        return [m, s, opt.init(eqx.filter(m, eqx.is_array))]
+
+    step = make_dvae_step(opt, donate=True)
+    fused = fresh()
+
+    def run_fused():
+        fused[0], fused[1], fused[2], _ = step(*fused, mel)
+        jax.block_until_ready(fused[0])
+
+    grads_fn = eqx.filter_jit(lambda m, s, x: eqx.filter_value_and_grad(dvae_loss, has_aux=True)(m, s, x))
+
+    def update(m, o, g):
+        u, o = opt.update(g, o, eqx.filter(m, eqx.is_array))
+        return eqx.apply_updates(m, u), o
+    update_fn = eqx.filter_jit(update, donate="all")
+    split = fresh()
+
+    def run_split():
+        (_, (s, _)), g = grads_fn(split[0], split[1], mel)
+        split[0], split[2] = update_fn(split[0], split[2], g)
+        split[1] = s
+        jax.block_until_ready(split[0])
+
+    def run_grads():
+        jax.block_until_ready(grads_fn(split[0], split[1], mel))
+
+    for f in (run_fused, run_split, run_grads):
+        f()
+        f()
+    trace_dir = tempfile.mkdtemp()
+    with jax.profiler.trace(trace_dir):
+        for _ in range(3):
+            run_fused()
+    events = json.load(gzip.open(glob.glob(trace_dir + "/**/*.trace.json.gz", recursive=True)[0]))["traceEvents"]
+    kinds, counts = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and not e["name"].startswith(("$", "ThunkExecutor", "end:", "Pjit", "Common")):
+            k = re.sub(r"\.\d+$", "", e["name"])
+            kinds[k] += e["dur"] / 3e6
+            counts[k] += 1
+    print("fused step, seconds per step by kind of XLA op:")
+    for k, v in kinds.most_common(8):
+        print(f"  {k:28s} {v:6.3f} s  ({counts[k] // 3} ops)")
+    times = {k: [] for k in ("fused step", "gradients + update, two programs", "gradients alone")}
+    for _ in range(a.reps):
+        for k, f in zip(times, (run_fused, run_split, run_grads)):
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    for k, v in med.items():
+        print(f"{k:36s} {v:6.3f} s")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(meta=dict(jax=jax.__version__, cpus=os.cpu_count(), load=os.getloadavg()[0], reps=a.reps),
+                           op_kinds={k: dict(seconds=v, ops=counts[k] // 3) for k, v in kinds.most_common(12)},
+                           steps=med), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
