@@ -77,7 +77,7 @@ def _norm_f(layer: eqx.Module, use_spectral_norm: bool, key: PRNGKeyArray):
     return SpectralNorm(layer, key=key) if use_spectral_norm else weight_norm(layer)
 
 def _normed(layer, state, inference: bool | None):
-    """The plain conv inside a weight-normed or spectral-normed `layer`, carrying its effective weight
+    r"""The plain conv inside a weight-normed or spectral-normed `layer`, carrying its effective weight
     ($g v / \lVert v \rVert$ or $W / \hat\sigma$), and the state (one power iteration for spectral norm in training)."""
     if isinstance(layer, SpectralNorm):
         if state is None:
