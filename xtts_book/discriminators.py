@@ -97,9 +97,23 @@ def conv1d(conv: eqx.Module, x: Float[Array, "n c t"], *, per_group: bool | None
     w = w[..., 0] if w.ndim == 4 else w                                # (o, i/groups, k)
     if conv.weight.ndim == 4 and conv.weight.shape[-1] != 1:
         raise ValueError(f"conv1d takes Conv2d kernels of shape (k, 1), got {conv.weight.shape[2:]}")
+    s, (p_lo, p_hi), d = conv.stride[0], conv.padding[0], conv.dilation[0]
+    if s > 1 and d == 1:
+        # polyphase: a stride-s conv is a stride-1 conv over the s phases of the input stacked as channels (in
+        # (channel, phase) order, so groups stay contiguous) with the kernel's taps split the same way. Same sums;
+        # its input gradient is then an ordinary convolution, where the strided form's is XLA's slow lhs-dilated one
+        k = w.shape[-1]
+        m = -(-k // s)                                                  # taps per phase
+        n_out = (x.shape[-1] + p_lo + p_hi - k) // s + 1
+        need = s * (n_out + m - 1)
+        x = jnp.pad(x, ((0, 0), (0, 0), (p_lo, max(0, need - x.shape[-1] - p_lo))))[..., :need]
+        x = x.reshape(x.shape[0], x.shape[1], n_out + m - 1, s).transpose(0, 1, 3, 2).reshape(x.shape[0], -1, n_out + m - 1)
+        w = jnp.pad(w, ((0, 0), (0, 0), (0, m * s - k))).reshape(w.shape[0], w.shape[1], m, s)
+        w = w.transpose(0, 1, 3, 2).reshape(w.shape[0], -1, m)
+        s, (p_lo, p_hi) = 1, (0, 0)
     def dense(xg, wg, groups=1):
-        return jax.lax.conv_general_dilated(xg, wg.astype(xg.dtype), conv.stride[:1], conv.padding[:1],
-                                            rhs_dilation=conv.dilation[:1], dimension_numbers=("NCH", "OIH", "NCH"),
+        return jax.lax.conv_general_dilated(xg, wg.astype(xg.dtype), (s,), ((p_lo, p_hi),),
+                                            rhs_dilation=(d,), dimension_numbers=("NCH", "OIH", "NCH"),
                                             feature_group_count=groups)
     g = conv.groups
     per_group = GROUPED_CONV != "xla" if per_group is None else per_group
