@@ -1,0 +1,66 @@
+"""Where the HiFi-GAN training step's time goes, by kind of XLA op.
+
+Builds the bench's `train_<v>` case (official MPD + MSD, the V1 or V3 generator, batch 4 x 8192, the weights of
+Coqui's modules from seed 0), runs two steps of `train.make_gan_steps`' jitted step under `jax.profiler.trace`
+with XLA's per-op trace events on, and sums the events by kind (`convolution-base-dilated` is XLA's path for
+convolutions with an input dilation, e.g. the input gradient of a strided convolution). Compiling the step takes
+minutes. Not a test; run by hand:
+
+    XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true PYTHONPATH=$PWD python tools/profile_gan_step.py [--version v3]
+"""
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+
+from xtts_book import bench
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", default="v3", choices=["v1", "v3"])
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    if "xla_cpu_enable_xprof_traceme" not in os.environ.get("XLA_FLAGS", ""):
+        raise SystemExit("set XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true (per-op trace events)")
+    case = f"train_{a.version}"
+    w = Path(tempfile.mkdtemp()) / "w.npz"
+    bench._torch_case(case, False, w)
+    step, _ = bench._jax_case(case, False, w)
+    t = time.time()
+    step()
+    print(f"compile + first step: {time.time() - t:.0f} s", flush=True)
+    step()
+    trace_dir = tempfile.mkdtemp()
+    t = time.time()
+    with jax.profiler.trace(trace_dir):
+        step()
+        step()
+    per_step = (time.time() - t) / 2
+    events = json.load(gzip.open(glob.glob(trace_dir + "/**/*.trace.json.gz", recursive=True)[0]))["traceEvents"]
+    kinds, counts = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and not e["name"].startswith(("$", "ThunkExecutor", "end:", "Pjit", "Common")):
+            k = re.sub(r"\.\d+$", "", e["name"])
+            kinds[k] += e["dur"] / 2e6
+            counts[k] += 1
+    print(f"{case}: {per_step:.2f} s per traced step; seconds per step by kind of XLA op:")
+    for k, v in kinds.most_common(12):
+        print(f"  {k:32s} {v:7.3f} s  ({counts[k] // 2} ops)")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(case=case, seconds_per_step=per_step, jax=jax.__version__, load=os.getloadavg()[0],
+                           op_kinds={k: dict(seconds=v, ops=counts[k] // 2) for k, v in kinds.most_common(16)}), f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()
