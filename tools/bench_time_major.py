@@ -21,6 +21,7 @@ import jax.random as jr
 import numpy as np
 import torch
 
+from bench_disc_convs import timeit                 # the tools' interleaved medians (tools/ is on sys.path)
 from xtts_book.hifigan import LRELU_SLOPE, ResBlock1
 from xtts_book.layers import fold_weight_norm
 
@@ -34,19 +35,6 @@ def channels_first(rb, x):
     for c1, c2 in zip(rb.convs1, rb.convs2):
         x = x + c2(jax.nn.leaky_relu(c1(jax.nn.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
     return x
-
-
-def timeit(fns: dict, reps: int) -> dict:
-    for f in fns.values():
-        f()
-        f()
-    times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main():

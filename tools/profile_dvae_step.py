@@ -17,15 +17,33 @@ import json
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
 
 import equinox as eqx
 import jax
 import numpy as np
 
+from bench_disc_convs import timeit                 # the tools' interleaved medians (tools/ is on sys.path)
 from xtts_book import bench
 from xtts_book.vqvae import dvae_from_torch, dvae_loss, dvae_optimizer, make_dvae_step
+
+
+def op_kinds(run, steps: int = 3) -> dict:
+    """Call `run()` `steps` times under `jax.profiler.trace` and sum XLA's per-op trace events by kind of op.
+
+    **Returns:** `{kind: {"seconds": per step, "ops": per step}}`, largest first."""
+    trace_dir = tempfile.mkdtemp()
+    with jax.profiler.trace(trace_dir):
+        for _ in range(steps):
+            run()
+    events = json.load(gzip.open(glob.glob(trace_dir + "/**/*.trace.json.gz", recursive=True)[0]))["traceEvents"]
+    kinds, counts = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and not e["name"].startswith(("$", "ThunkExecutor", "end:", "Pjit", "Common")):
+            k = re.sub(r"\.\d+$", "", e["name"])
+            kinds[k] += e["dur"] / 1e6 / steps
+            counts[k] += 1
+    return {k: dict(seconds=v, ops=counts[k] // steps) for k, v in kinds.most_common()}
 
 
 def main():
@@ -70,35 +88,19 @@ def main():
         jax.block_until_ready(grads_fn(split[0], split[1], mel))
 
     for f in (run_fused, run_split, run_grads):
-        f()
-        f()
-    trace_dir = tempfile.mkdtemp()
-    with jax.profiler.trace(trace_dir):
-        for _ in range(3):
-            run_fused()
-    events = json.load(gzip.open(glob.glob(trace_dir + "/**/*.trace.json.gz", recursive=True)[0]))["traceEvents"]
-    kinds, counts = collections.Counter(), collections.Counter()
-    for e in events:
-        if e.get("ph") == "X" and not e["name"].startswith(("$", "ThunkExecutor", "end:", "Pjit", "Common")):
-            k = re.sub(r"\.\d+$", "", e["name"])
-            kinds[k] += e["dur"] / 3e6
-            counts[k] += 1
+        f()                                             # compile; timeit warms up once more
+    kinds = op_kinds(run_fused)
     print("fused step, seconds per step by kind of XLA op:")
-    for k, v in kinds.most_common(8):
-        print(f"  {k:28s} {v:6.3f} s  ({counts[k] // 3} ops)")
-    times = {k: [] for k in ("fused step", "gradients + update, two programs", "gradients alone")}
-    for _ in range(a.reps):
-        for k, f in zip(times, (run_fused, run_split, run_grads)):
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    for k, v in list(kinds.items())[:8]:
+        print(f"  {k:28s} {v['seconds']:6.3f} s  ({v['ops']} ops)")
+    med = timeit({"fused step": run_fused, "gradients + update, two programs": run_split, "gradients alone": run_grads},
+                 a.reps)
     for k, v in med.items():
         print(f"{k:36s} {v:6.3f} s")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(meta=dict(jax=jax.__version__, cpus=os.cpu_count(), load=os.getloadavg()[0], reps=a.reps),
-                           op_kinds={k: dict(seconds=v, ops=counts[k] // 3) for k, v in kinds.most_common(12)},
+                           op_kinds=dict(list(kinds.items())[:12]),
                            steps=med), f, indent=1)
 
 

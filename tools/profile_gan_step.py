@@ -9,18 +9,15 @@ minutes. Not a test; run by hand:
     XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true PYTHONPATH=$PWD python tools/profile_gan_step.py [--version v3]
 """
 import argparse
-import collections
-import glob
-import gzip
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import jax
 
+from profile_dvae_step import op_kinds               # tools/ is on sys.path when run as a script
 from xtts_book import bench
 
 
@@ -39,26 +36,16 @@ def main():
     step()
     print(f"compile + first step: {time.time() - t:.0f} s", flush=True)
     step()
-    trace_dir = tempfile.mkdtemp()
     t = time.time()
-    with jax.profiler.trace(trace_dir):
-        step()
-        step()
+    kinds = op_kinds(step, steps=2)
     per_step = (time.time() - t) / 2
-    events = json.load(gzip.open(glob.glob(trace_dir + "/**/*.trace.json.gz", recursive=True)[0]))["traceEvents"]
-    kinds, counts = collections.Counter(), collections.Counter()
-    for e in events:
-        if e.get("ph") == "X" and not e["name"].startswith(("$", "ThunkExecutor", "end:", "Pjit", "Common")):
-            k = re.sub(r"\.\d+$", "", e["name"])
-            kinds[k] += e["dur"] / 2e6
-            counts[k] += 1
     print(f"{case}: {per_step:.2f} s per traced step; seconds per step by kind of XLA op:")
-    for k, v in kinds.most_common(12):
-        print(f"  {k:32s} {v:7.3f} s  ({counts[k] // 2} ops)")
+    for k, v in list(kinds.items())[:12]:
+        print(f"  {k:32s} {v['seconds']:7.3f} s  ({v['ops']} ops)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(case=case, seconds_per_step=per_step, jax=jax.__version__, load=os.getloadavg()[0],
-                           op_kinds={k: dict(seconds=v, ops=counts[k] // 2) for k, v in kinds.most_common(16)}), f,
+                           op_kinds=dict(list(kinds.items())[:16])), f,
                       indent=1)
 
 

@@ -54,7 +54,7 @@ def _row_major_bwd(_, g):
 row_major_grad.defvjp(_row_major_fwd, _row_major_bwd)
 
 def conv_weight(layer: eqx.Module) -> jax.Array:
-    "A conv layer's effective weight (weight norm folded), its gradient made row-major on CPU (`row_major_grad`)."
+    "The weight of a plain conv `layer` (fold weight norm first), its gradient made row-major on CPU (`row_major_grad`)."
     w = layer.weight
     return row_major_grad(w) if jax.default_backend() == "cpu" else w
 
