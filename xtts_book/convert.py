@@ -78,10 +78,20 @@ class _Storage:
     def array(self, value):
         self._array = value
 
+    def __setstate__(self, state):                        # a pickle may not rewrite our own objects
+        raise pickle.UnpicklingError("checkpoint tries to set the state of a storage")
+
 class _Tensor:
     "A tensor waiting for its storage bytes."
     def __init__(self, storage, offset, size, stride):
+        ok_ints = lambda xs: all(type(x) is int and x >= 0 for x in xs)
+        if not (isinstance(storage, _Storage) and ok_ints((offset, *size, *stride)) and len(size) == len(stride)):
+            raise pickle.UnpicklingError(f"malformed tensor record (storage {type(storage).__name__}, "
+                                         f"offset {offset!r}, size {size!r}, stride {stride!r})")
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("checkpoint tries to set the state of a tensor")
 
 def _rebuild_tensor(storage, offset, size, stride, *args, **kwargs):
     return _Tensor(storage, offset, size, stride)
@@ -125,6 +135,8 @@ class _TorchUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
         storage_type, key, _location, numel = pid[1:5]
         view = pid[5] if len(pid) > 5 else None
+        if not (isinstance(key, str) and type(numel) is int and numel >= 0):
+            raise pickle.UnpicklingError(f"malformed storage record {pid!r}")
         if key not in self._storages:
             self._storages[key] = _Storage(key, _storage_dtype(storage_type), numel, loader=self._load_storage)
         if view is not None:                               # legacy: (view_key, offset, size)
@@ -134,6 +146,14 @@ class _TorchUnpickler(pickle.Unpickler):
                                                     self._storages[key], offset)
             return self._storages[view_key]
         return self._storages[key]
+
+class _PlainUnpickler(pickle.Unpickler):
+    "Plain data only (numbers, strings, lists, dicts): the legacy format's headers and its storage-key list."
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"checkpoint header names {module}.{name}; only plain data is allowed here")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError(f"unexpected persistent id {pid!r} in a checkpoint header")
 
 def _as_array(buf: bytes, dtype, numel: int, big_endian: bool = False) -> np.ndarray:
     if dtype == "bfloat16":                               # numpy has no bfloat16: widen to float32
@@ -178,7 +198,10 @@ def _read_zip(path, pick=None) -> object:
             if name not in names:
                 raise ValueError(f"{path}: storage {storage.key!r} is missing from the archive (truncated?)")
             storage.array = _as_array(z.read(name), storage.dtype, storage.numel, big)
-        obj = _TorchUnpickler(io.BytesIO(z.read(pkl[0])), load).load()
+        try:
+            obj = _TorchUnpickler(io.BytesIO(z.read(pkl[0])), load).load()
+        except pickle.UnpicklingError as e:
+            raise ValueError(f"{path}: refused to read: {e}") from None
         obj = pick(obj) if pick is not None else obj       # storages are read only for what is kept
         return _materialise(obj)
 
@@ -197,7 +220,7 @@ def _used_storages(obj, out=None) -> set:
 
 def _read_legacy(path, pick=None) -> object:
     with open(path, "rb") as f:
-        plain = lambda: _TorchUnpickler(f, None).load()
+        plain = lambda: _PlainUnpickler(f).load()
         try:
             magic = plain()
         except Exception as e:
@@ -206,8 +229,16 @@ def _read_legacy(path, pick=None) -> object:
             raise ValueError(f"{path}: not a PyTorch checkpoint (no zip archive, no legacy magic number)")
         plain(); plain()                                   # protocol version, sys info
         up = _TorchUnpickler(f, None)
-        obj = up.load()
-        keys = pickle.Unpickler(f).load()
+        try:
+            obj = up.load()
+        except pickle.UnpicklingError as e:
+            raise ValueError(f"{path}: refused to read: {e}") from None
+        try:
+            keys = plain()
+        except pickle.UnpicklingError as e:
+            raise ValueError(f"{path}: malformed storage-key list ({e})") from None
+        if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+            raise ValueError(f"{path}: malformed storage-key list (expected a list of names)")
         obj = pick(obj) if pick is not None else obj
         used = _used_storages(obj)
         for key in keys:
