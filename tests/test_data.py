@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 import xtts_book.data as data
+import xtts_book.sources as sources
 from xtts_book.audio import SAMPLE_RATE, AudioError, mel_frames
 from xtts_book.data import (build_corpus, corpus_cli, corpus_stats, decode_g722, default_corpus, espeak_synthesize,
                             espeak_utterances, load_manifest, load_skipped, load_split, parse_asterisk_transcripts,
@@ -190,7 +191,7 @@ def test_asterisk_parsing_and_decoding(tmp_path):
         decode_g722(tmp_path / "root/usr/share/asterisk/sounds/en_US_f_Allison/broken.g722")
     tx = parse_asterisk_transcripts("; comment\nletters/at: at [@]\nbeep: [tone]\nx: Hello: world\n")
     assert tx == {"letters/at": "at [@]", "beep": "[tone]", "x": "Hello: world"}
-    assert data._spoken_text("at [@]") == "at" and data._spoken_text("(10 seconds of silence)") == ""
+    assert sources._spoken_text("at [@]") == "at" and sources._spoken_text("(10 seconds of silence)") == ""
 
 
 def test_asterisk_corpus_from_a_fabricated_tree(tmp_path):
