@@ -11,9 +11,11 @@ __all__ = ['SAMPLE_RATE', 'N_FFT', 'HOP', 'N_MELS', 'AudioError', 'prepare_audio
 from functools import lru_cache, partial
 from pathlib import Path
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import librosa
+import numpy as np
+import soundfile as sf
 from jax import lax
 from jaxtyping import Array, Float
 
@@ -60,7 +62,6 @@ def prepare_audio(data: np.ndarray, orig_sr: int, sr: int = SAMPLE_RATE, name: s
     if int(orig_sr) <= 0 or int(sr) <= 0:
         raise AudioError(f"{name}: sample rates must be positive, got {orig_sr} -> {sr}")
     if int(orig_sr) != int(sr):
-        import librosa
         data = librosa.resample(data, orig_sr=int(orig_sr), target_sr=int(sr), res_type="soxr_hq")
     return np.ascontiguousarray(np.clip(data, -1.0, 1.0), dtype=np.float32)
 
@@ -69,7 +70,6 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
 
     **Arguments:** `path` any format libsndfile reads (WAV, FLAC, Ogg, MP3, AIFF...), `sr` target rate.
     **Returns:** float32 [t]. Raises `AudioError` naming the file and the problem."""
-    import soundfile as sf
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: no such file")
@@ -303,7 +303,7 @@ def load_mel_norms(path) -> np.ndarray:
     if path.suffix == ".npy":
         return _check_norms(np.load(path), path)
     if path.suffix in (".pth", ".pt"):
-        try:
+        try:  # PyTorch is optional: only XTTS's .pth files need it
             import torch
         except ImportError:
             raise ImportError(f"{path}: reading a PyTorch .pth needs torch (pip install torch), or convert it to .npy") from None
