@@ -21,8 +21,8 @@ $(STAMP): settings.ini setup.py tools/install-reference.sh
 	touch $(STAMP)
 
 test: venv
-	XTTS_BOOK_PROFILE=ci XTTS_BOOK_GROUPED_CONV=xla $(BIN)/nbdev_test --n_workers 2 --timing
-	XTTS_BOOK_PROFILE=ci XTTS_BOOK_GROUPED_CONV=xla $(BIN)/python -m pytest tests -q -n 2 --dist loadfile
+	XTTS_BOOK_PROFILE=ci $(BIN)/nbdev_test --n_workers 2 --timing
+	XTTS_BOOK_PROFILE=ci $(BIN)/python -m pytest tests -q -n 2 --dist loadfile
 
 # make book ONLY=01_vqvae executes one chapter (comma-separate for more) and renders them all
 book: venv

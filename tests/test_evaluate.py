@@ -234,9 +234,10 @@ def _save_ci_checkpoints(tmp_path: Path):
     import jax.numpy as jnp
     import jax.random as jr
     from xtts_book import train
-    from xtts_book.vqvae import DiscreteVAE, dvae_config
+    from xtts_book.recipes import dvae_config, generator_config
+    from xtts_book.vqvae import DiscreteVAE
     hcfg = train.recipe("hifigan", "ci")
-    gen = hifigan.Generator(hifigan.generator_config("ci"), key=jr.PRNGKey(1))
+    gen = hifigan.Generator(generator_config("ci"), key=jr.PRNGKey(1))
     # the generator leads the training state; what follows it (discriminators, optimisers) is not read
     hrun = tmp_path / "hifigan-ci"
     train.save_checkpoint(hrun / "checkpoints" / "step_00000002.eqx", (gen, jnp.ones(5)),

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from xtts_book.hifigan import (V1, V2, V3, XTTS, ConvTranspose1d, Generator, GeneratorConfig, ResBlock1, ResBlock2,
-                               count_params, generator_config, hifigan_from_torch, hifigan_torch_keys,
-                               receptive_field, resblock_receptive_field)
-from xtts_book.layers import StateDictError, load_torch, to_numpy
+                               hifigan_from_torch, hifigan_torch_keys, receptive_field, resblock_receptive_field)
+from xtts_book.layers import StateDictError, count_params, load_torch, to_numpy
+from xtts_book.recipes import generator_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hifigan" / "tiny_official.npz"
 call = eqx.filter_jit(lambda model, *args: model(*args))
@@ -216,6 +216,18 @@ def test_init_options():
     c = Generator(V2, key=jr.key(4))
     assert not np.array_equal(np.asarray(a.conv_pre.layer.weight), np.asarray(c.conv_pre.layer.weight))
 
+
+
+def test_init_is_the_same_eagerly_and_under_jit():
+    "One key, one set of weights: a generator built eagerly equals one built inside `jit` (and under both inits)."
+    for cfg in (TINY, GeneratorConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,),
+                                      resblock_dilation_sizes=((1, 3, 5),), init="normal")):
+        eager = Generator(cfg, key=jr.key(5))
+        traced = eqx.filter_jit(lambda k: Generator(cfg, key=k))(jr.key(5))
+        arrays = lambda m: jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array))
+        assert len(arrays(eager)) == len(arrays(traced))
+        for a, b in zip(arrays(eager), arrays(traced)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
 
 def test_bad_config_and_input():
     with pytest.raises(ValueError, match="resblock must be"):

@@ -11,9 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 dvae_ref = pytest.importorskip("TTS.tts.layers.xtts.dvae")
 
-from xtts_book.layers import StateDictError, to_numpy
-from xtts_book.vqvae import (DVAEConfig, DiscreteVAE, count_params, dvae_from_torch, dvae_loss,
-                             dvae_optimizer, dvae_to_torch, make_dvae_step)
+from xtts_book.layers import StateDictError, count_params, to_numpy
+from xtts_book.vqvae import (DVAEConfig, DiscreteVAE, dvae_from_torch, dvae_loss, dvae_optimizer, dvae_to_torch,
+                             make_dvae_step)
 
 from xtts_book.vqvae import dvae_forward as _dvae_forward
 

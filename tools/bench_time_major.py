@@ -3,7 +3,7 @@
 Each row is one of V1's MRF blocks (ResBlock1, dilations 1, 3, 5, weight norm folded) at the shape it runs at
 for a 2.3 s clip (198 mel frames), forward only, batch 1: the same block called as `block(x)` on `(c, t)` with
 every convolution written the PyTorch way (`eqx.nn.Conv1d`, which XLA's CPU backend brackets with transposes of
-the whole signal), as `block.time_major(x)` on `(t, c)` (the book's path: `xtts_book.layers.conv1d_tc`), and as
+the whole signal), as `block(x)` on `(t, c)` (the book's path: `xtts_book.layers.conv1d_tc`), and as
 Coqui's `ResBlock1` in PyTorch with the same weights. The outputs are checked against each other. Variants run
 interleaved, medians reported. Not a test; run by hand:
 
@@ -51,7 +51,7 @@ def main():
         x = jr.normal(jr.key(1), (c, t))
         xt = jnp.asarray(x.T)
         f_cf = jax.jit(channels_first)
-        f_tm = jax.jit(lambda m, x: m.time_major(x))
+        f_tm = jax.jit(lambda m, x: m(x))
         ref = np.asarray(f_cf(rb, x))
         np.testing.assert_allclose(np.asarray(f_tm(rb, xt)).T, ref, atol=1e-3, rtol=1e-4)
         tb = TorchResBlock1(c, k, (1, 3, 5))

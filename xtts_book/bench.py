@@ -199,7 +199,8 @@ def _jax_case(case: str, quick: bool, weights: Path):
         # the train module's sharded DVAE step (waveforms in, mels inside) at the XTTS-v2 size, on however many
         # devices this process sees; the HiFi-GAN step takes minutes to compile on a busy CPU, this one seconds
         from xtts_book import train as T
-        from xtts_book.vqvae import DiscreteVAE, dvae_config
+        from xtts_book.vqvae import DiscreteVAE
+        from xtts_book.recipes import dvae_config
         y = inp["y"]
         cfg = T.TrainConfig(model="dvae", profile="ci" if quick else "gpu", batch_size=y.shape[0], segment_size=y.shape[1])
         model, ema = eqx.nn.make_with_state(DiscreteVAE)(dvae_config(cfg.profile), key=jr.key(0))
@@ -496,7 +497,7 @@ def stage_times(config, frames: int = INFER_FRAMES, repeats: int = 3, key=None) 
         rows.append({"piece": f"ups.{i}", "shape": tuple(o.shape), "s": s, "flops": 2 * ch[i] * ch[i + 1] * k * t})
         t *= u
         for j, (ks, dils) in enumerate(zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes)):
-            _, s = timed(eqx.filter_jit(lambda m, x: m(x)), g.resblocks[i * nk + j], o)
+            _, s = timed(eqx.filter_jit(lambda m, x: m(x)), g.resblocks[i * nk + j], o.T)   # blocks run (t, c)
             n = 2 * len(dils) if c.resblock == "1" else len(dils)
             rows.append({"piece": f"  mrf.{i}.{j} (k{ks})", "shape": tuple(o.shape), "s": s,
                          "flops": n * conv_flops(ch[i + 1], ch[i + 1], ks, t)})

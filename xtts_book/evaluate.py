@@ -347,7 +347,8 @@ def load_training_state(path):
 
     def build():
         if model == "hifigan":
-            from xtts_book.hifigan import Generator, generator_config
+            from xtts_book.hifigan import Generator
+            from xtts_book.recipes import generator_config
             kg, kd, kr = jr.split(jr.PRNGKey(0), 3)
             gen = Generator(generator_config(cfg.profile), key=kg)
             # the discriminators the run trained (its periods and scales), as `HifiganTask.init` builds them
@@ -358,7 +359,8 @@ def load_training_state(path):
                                   kr, **train.counters())
         if model == "dvae":
             import jax.numpy as jnp
-            from xtts_book.vqvae import DiscreteVAE, dvae_config
+            from xtts_book.vqvae import DiscreteVAE
+            from xtts_book.recipes import dvae_config
             km, kr = jr.split(jr.PRNGKey(0))
             m, ema = eqx.nn.make_with_state(DiscreteVAE)(
                 dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold), key=km)
@@ -389,7 +391,8 @@ def load_generator(path):
     read just those, which works whatever discriminators or optimiser the run used."""
     import jax, jax.random as jr, equinox as eqx
     from xtts_book import train
-    from xtts_book.hifigan import Generator, generator_config
+    from xtts_book.hifigan import Generator
+    from xtts_book.recipes import generator_config
     path = find_checkpoint(path)
     header = train.read_header(path)
     if header.get("model", header.get("config", {}).get("model")) != "hifigan":

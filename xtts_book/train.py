@@ -574,9 +574,10 @@ def official_discriminators(cfg: TrainConfig, *, key):
     **Returns:** `(mpd, mpd_state, msd, msd_state)`; the defaults are the paper's five periods and three scales.
     """
     from xtts_book.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+    from xtts_book.recipes import grouped_conv
     kp, ks = jr.split(key)
     mpd, sp = eqx.nn.make_with_state(MultiPeriodDiscriminator)(cfg.mpd_periods, key=kp)
-    msd, ss = eqx.nn.make_with_state(MultiScaleDiscriminator)(key=ks)
+    msd, ss = eqx.nn.make_with_state(MultiScaleDiscriminator)(key=ks, grouped_conv=grouped_conv(cfg.profile))
     if cfg.msd_scales < len(msd.discriminators):  # a lighter MSD: the first scales only (scale 0 keeps spectral norm)
         msd = eqx.tree_at(lambda m: m.discriminators, msd, msd.discriminators[: cfg.msd_scales])
     return mpd, sp, msd, ss
@@ -610,7 +611,8 @@ class HifiganTask(Task):
         self._val_dev = jax.device_put((y, frames), replicated)
 
     def init(self, key) -> GANState:
-        from xtts_book.hifigan import Generator, generator_config
+        from xtts_book.hifigan import Generator
+        from xtts_book.recipes import generator_config
         kg, kd, kr = jr.split(key, 3)
         gen = Generator(generator_config(self.config.profile), key=kg)
         mpd, sp, msd, ss = (self.disc_factory or official_discriminators)(self.config, key=kd)
@@ -730,7 +732,8 @@ class DVAETask(Task):
         self._val_fn = val_fn
 
     def init(self, key) -> DVAEState:
-        from xtts_book.vqvae import DiscreteVAE, dvae_config
+        from xtts_book.vqvae import DiscreteVAE
+        from xtts_book.recipes import dvae_config
         km, kr = jr.split(key)
         model, ema = eqx.nn.make_with_state(DiscreteVAE)(
             dvae_config(self.config.profile, dead_code_threshold=self.config.dead_code_threshold), key=km)
