@@ -6,7 +6,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("TTS")
 
-from xtts_book.bench import CASES, bench_cli, generator_flops, run_bench
+from xtts_book.bench import CASES, generator_flops, run_bench
+from xtts_book.cli import bench_cli
 
 
 def test_generator_flops_v1():

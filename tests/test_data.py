@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from xtts_book.cli import corpus_cli
 import soundfile as sf
 
 import xtts_book.data as data
 import xtts_book.sources as sources
 from xtts_book.audio import SAMPLE_RATE, AudioError, mel_frames
-from xtts_book.data import (build_corpus, corpus_cli, corpus_stats, decode_g722, default_corpus, espeak_synthesize,
+from xtts_book.data import (build_corpus, corpus_stats, decode_g722, default_corpus, espeak_synthesize,
                             espeak_utterances, load_manifest, load_skipped, load_split, parse_asterisk_transcripts,
                             segment_batch, split_of, data_root, fetch_asterisk)
 

@@ -7,8 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.signal import lfilter
+from xtts_book import checkpoint
+from xtts_book import cli
+from xtts_book import evaluate
+from xtts_book import inference
+from xtts_book import metrics
+from xtts_book import recipes
+from xtts_book import train
+from xtts_book import train_dvae
 
-from xtts_book import evaluate as ev
 
 SR = 22050
 FIXTURE = Path(__file__).parent / "fixtures" / "eval" / "cannot-complete-as-dialed.g722"
@@ -60,80 +67,80 @@ def write_tiny_corpus(folder: Path, items) -> Path:
 
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="mono wave"):
-        ev.as_wave(np.zeros((2, 100)))
+        metrics.as_wave(np.zeros((2, 100)))
     with pytest.raises(ValueError, match="NaN"):
-        ev.as_wave(np.array([0.0, np.nan]))
+        metrics.as_wave(np.array([0.0, np.nan]))
     with pytest.raises(ValueError, match="empty"):
-        ev.as_wave(np.zeros(0))
+        metrics.as_wave(np.zeros(0))
     with pytest.raises(ValueError, match=r"mel \[80, T\]"):
-        ev.griffin_lim(np.zeros((64, 10)))
+        inference.griffin_lim(np.zeros((64, 10)))
 
 
 def test_align_and_lag(voice):
-    r, d = ev.align(voice["clean"], voice["clean"][:1000])
+    r, d = metrics.align(voice["clean"], voice["clean"][:1000])
     assert r.shape == d.shape == (1000,)
-    assert ev.best_lag(voice["clean"], voice["delayed"]) == 441
-    assert ev.best_lag(voice["clean"], voice["clean"]) == 0
+    assert metrics.best_lag(voice["clean"], voice["delayed"]) == 441
+    assert metrics.best_lag(voice["clean"], voice["clean"]) == 0
 
 
 def test_pesq(voice):
-    same = ev.pesq_wb(voice["clean"], voice["clean"])
+    same = metrics.pesq_wb(voice["clean"], voice["clean"])
     assert same == pytest.approx(4.64, abs=0.01)
-    assert ev.pesq_wb(voice["clean"], voice["noisy"]) < same - 1
-    assert 3.0 < ev.pesq_wb(voice["clean"], voice["delayed"]) < same   # PESQ re-aligns, but the cut edges cost
-    assert ev.pesq_wb(voice["clean"], voice["quiet"]) > 4.0        # and normalises the level
+    assert metrics.pesq_wb(voice["clean"], voice["noisy"]) < same - 1
+    assert 3.0 < metrics.pesq_wb(voice["clean"], voice["delayed"]) < same   # PESQ re-aligns, but the cut edges cost
+    assert metrics.pesq_wb(voice["clean"], voice["quiet"]) > 4.0        # and normalises the level
 
 
 def test_stoi(voice):
-    assert ev.stoi(voice["clean"], voice["clean"]) == pytest.approx(1.0, abs=1e-6)
+    assert metrics.stoi(voice["clean"], voice["clean"]) == pytest.approx(1.0, abs=1e-6)
     loud = voice["clean"] + 0.3 * np.random.default_rng(2).standard_normal(voice["clean"].size).astype(np.float32)
-    assert ev.stoi(voice["clean"], loud) < 0.9
+    assert metrics.stoi(voice["clean"], loud) < 0.9
 
 
 def test_mr_stft(voice):
-    same = ev.mr_stft(voice["clean"], voice["clean"])
+    same = metrics.mr_stft(voice["clean"], voice["clean"])
     assert same == {"total": 0.0, "sc": 0.0, "mag": 0.0}
     for k in ("noisy", "delayed"):
-        d = ev.mr_stft(voice["clean"], voice[k])
+        d = metrics.mr_stft(voice["clean"], voice[k])
         assert d["total"] > 0.1 and d["total"] == pytest.approx(d["sc"] + d["mag"])
-    assert ev.mr_stft(voice["clean"], voice["quiet"])["mag"] == pytest.approx(math.log(2), rel=0.01)
+    assert metrics.mr_stft(voice["clean"], voice["quiet"])["mag"] == pytest.approx(math.log(2), rel=0.01)
 
 
 def test_mcd_and_mel_l1(voice):
-    assert ev.mcd(voice["clean"], voice["clean"]) == 0.0
-    assert ev.mcd(voice["clean"], voice["quiet"]) < 0.01            # a level change is c0, which MCD drops
-    assert ev.mcd(voice["clean"], voice["noisy"]) > 1.0
-    assert ev.mel_l1(voice["clean"], voice["clean"]) == 0.0
-    assert ev.mel_l1(voice["clean"], voice["noisy"]) > 0.1
+    assert metrics.mcd(voice["clean"], voice["clean"]) == 0.0
+    assert metrics.mcd(voice["clean"], voice["quiet"]) < 0.01            # a level change is c0, which MCD drops
+    assert metrics.mcd(voice["clean"], voice["noisy"]) > 1.0
+    assert metrics.mel_l1(voice["clean"], voice["clean"]) == 0.0
+    assert metrics.mel_l1(voice["clean"], voice["noisy"]) > 0.1
 
 
 def test_text_normalisation_and_wer():
-    assert ev.normalize_text("Press 1, then 25 -- Call-Forward!") == "press one then twenty five call forward"
-    assert ev.normalize_text("a 28.8 kilobit modem; 'don't'") == "a twenty eight point eight kilobit modem don't"
-    assert ev.number_words(1234) == "one thousand two hundred thirty four"
+    assert metrics.normalize_text("Press 1, then 25 -- Call-Forward!") == "press one then twenty five call forward"
+    assert metrics.normalize_text("a 28.8 kilobit modem; 'don't'") == "a twenty eight point eight kilobit modem don't"
+    assert metrics.number_words(1234) == "one thousand two hundred thirty four"
     with pytest.raises(ValueError, match="out of range"):
-        ev.number_words(-1)
-    assert ev.word_errors("The pound key.", "the pound key") == (0, 3)
-    assert ev.word_errors("please enter the pound key", "please add the panty") == (3, 5)
-    assert ev.word_errors("a b c", "") == (3, 3)
+        metrics.number_words(-1)
+    assert metrics.word_errors("The pound key.", "the pound key") == (0, 3)
+    assert metrics.word_errors("please enter the pound key", "please add the panty") == (3, 5)
+    assert metrics.word_errors("a b c", "") == (3, 3)
 
 
 def test_asr_on_real_speech_and_noise(real_speech):
     wav, text = real_speech
-    asr = ev.get_recognizer()
+    asr = metrics.get_recognizer()
     heard = asr(wav)
-    e, n = ev.word_errors(text, heard)
+    e, n = metrics.word_errors(text, heard)
     assert n == 7 and e / n <= 0.3, f"clean prompt: {e} errors in {n} words"
     noise = (0.1 * np.random.default_rng(3).standard_normal(wav.size)).astype(np.float32)
-    e, n = ev.word_errors(text, asr(noise))
+    e, n = metrics.word_errors(text, asr(noise))
     assert e / n >= 0.8
     assert asr(wav) == heard, "the transcript of a clip must not depend on what the recogniser heard before"
 
 
 def test_dnsmos(real_speech):
     wav, _ = real_speech
-    clean = ev.dnsmos(wav)
-    noisy = ev.dnsmos(np.clip(wav + 0.1 * np.random.default_rng(4).standard_normal(wav.size), -1, 1))
+    clean = metrics.dnsmos(wav)
+    noisy = metrics.dnsmos(np.clip(wav + 0.1 * np.random.default_rng(4).standard_normal(wav.size), -1, 1))
     assert set(clean) == {"ovrl", "sig", "bak", "p808"}
     assert clean["ovrl"] > noisy["ovrl"] + 0.5 and clean["bak"] > noisy["bak"]
 
@@ -142,12 +149,12 @@ def test_griffin_lim_is_aligned_and_worse(real_speech):
     from xtts_book.audio import hifigan_mel
     wav, _ = real_speech
     mel = np.asarray(hifigan_mel(wav))
-    y = ev.griffin_lim(mel, n_iter=16)
+    y = inference.griffin_lim(mel, n_iter=16)
     assert y.shape == (256 * mel.shape[1],) and y.dtype == np.float32
     shifts = [-128, -64, 0, 64, 128]
-    d = [ev.mr_stft(wav, np.roll(y, s))["total"] for s in shifts]
+    d = [metrics.mr_stft(wav, np.roll(y, s))["total"] for s in shifts]
     assert shifts[int(np.argmin(d))] == 0, d
-    assert 1.5 < ev.pesq_wb(wav, y) < 4.0
+    assert 1.5 < metrics.pesq_wb(wav, y) < 4.0
 
 
 def test_dvae_to_hifigan_mel(real_speech):
@@ -155,12 +162,12 @@ def test_dvae_to_hifigan_mel(real_speech):
     wav, _ = real_speech
     norms = compute_mel_norms([wav])
     direct = np.asarray(hifigan_mel(wav))
-    conv = ev.dvae_to_hifigan_mel(np.asarray(dvae_mel(wav, norms)), norms)
+    conv = inference.dvae_to_hifigan_mel(np.asarray(dvae_mel(wav, norms)), norms)
     assert conv.shape == direct.shape
     loud = direct > np.log(3e-3)                                  # above the DVAE mel's power floor
     assert np.abs(conv - direct)[loud].mean() < 0.6
     with pytest.raises(ValueError, match="DVAE mel"):
-        ev.dvae_to_hifigan_mel(np.zeros((80, 1)))
+        inference.dvae_to_hifigan_mel(np.zeros((80, 1)))
 
 
 def test_summary_table_and_targets():
@@ -172,12 +179,12 @@ def test_summary_table_and_targets():
     res = {"systems": {"ground_truth": {"label": "Ground truth", "train_minutes": None},
                        "griffin_lim": {"label": "Griffin-Lim", "train_minutes": None},
                        "hifigan": {"label": "HiFi-GAN", "train_minutes": 60.0}}, "per_clip": rows}
-    res["summary"] = ev.summarize(res)
+    res["summary"] = evaluate.summarize(res)
     assert res["summary"]["ground_truth"]["wer"] == pytest.approx(10.0)
     assert res["summary"]["hifigan"]["pesq_wb"] == pytest.approx(3.3)
-    table = ev.results_table(res)
+    table = evaluate.results_table(res)
     assert table.count("\n") == 4 and "| HiFi-GAN | 60 |" in table
-    targets = ev.check_targets(res)
+    targets = evaluate.check_targets(res)
     t = lambda start: next(x for x in targets if x["target"].startswith(start))
     assert t("HiFi-GAN beats Griffin-Lim by")["holds"] is True
     assert t("HiFi-GAN beats Griffin-Lim by")["value"] == pytest.approx(0.8)
@@ -185,28 +192,28 @@ def test_summary_table_and_targets():
     assert t("HiFi-GAN WER within 5")["value"] == pytest.approx(10.0)
     assert t("HiFi-GAN WER within 5")["holds"] is False
     assert t("DVAE -> HiFi-GAN WER")["holds"] is None
-    assert "**not yet**" in ev.targets_markdown(targets)
+    assert "**not yet**" in evaluate.targets_markdown(targets)
 
 
 def test_checkpoint_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
-        ev.find_checkpoint(tmp_path / "nope")
+        checkpoint.find_checkpoint(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="without checkpoints"):
-        ev.find_checkpoint(tmp_path)
+        checkpoint.find_checkpoint(tmp_path)
     (tmp_path / "checkpoints").mkdir()
     for n in ("step_00000100.eqx", "step_00000200.eqx"):
         (tmp_path / "checkpoints" / n).write_bytes(b"{}\n")
-    assert ev.find_checkpoint(tmp_path).name == "step_00000200.eqx"
+    assert checkpoint.find_checkpoint(tmp_path).name == "step_00000200.eqx"
     (tmp_path / "checkpoints" / "best.eqx").write_bytes(b"{}\n")
-    assert ev.find_checkpoint(tmp_path).name == "best.eqx"
-    assert [p.name for p in ev.run_checkpoints(tmp_path)] == ["step_00000100.eqx", "step_00000200.eqx"]
+    assert checkpoint.find_checkpoint(tmp_path).name == "best.eqx"
+    assert [p.name for p in checkpoint.run_checkpoints(tmp_path)] == ["step_00000100.eqx", "step_00000200.eqx"]
 
 
 def test_cli_ground_truth_and_griffin_lim(tmp_path, capsys, real_speech):
     wav, text = real_speech
     corpus = write_tiny_corpus(tmp_path / "corpus", [("gt0", wav[: SR * 2], text)])
     out, head = tmp_path / "results.json", tmp_path / "headline.md"
-    rc = ev.eval_cli(["--data", str(corpus), "--clips", "1", "--out", str(out), "--headline", str(head),
+    rc = cli.eval_cli(["--data", str(corpus), "--clips", "1", "--out", str(out), "--headline", str(head),
                       "--checkpoint", str(tmp_path / "no-run"), "--no-dnsmos"])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -223,32 +230,27 @@ def test_cli_ground_truth_and_griffin_lim(tmp_path, capsys, real_speech):
 
 
 def test_cli_bad_data(tmp_path, capsys):
-    assert ev.eval_cli(["--data", str(tmp_path / "missing")]) == 2
+    assert cli.eval_cli(["--data", str(tmp_path / "missing")]) == 2
     assert "no such corpus folder" in capsys.readouterr().err
 
 
 def _save_ci_checkpoints(tmp_path: Path):
     "A ci-sized HiFi-GAN run and DVAE run in the training loop's checkpoint format."
-    hifigan = pytest.importorskip("xtts_book.hifigan")
     import equinox as eqx
     import jax.numpy as jnp
     import jax.random as jr
-    from xtts_book import train
-    from xtts_book.recipes import dvae_config, generator_config
-    from xtts_book.vqvae import DiscreteVAE
-    hcfg = train.recipe("hifigan", "ci")
-    gen = hifigan.Generator(generator_config("ci"), key=jr.PRNGKey(1))
-    # the generator leads the training state; what follows it (discriminators, optimisers) is not read
+    hcfg = recipes.recipe("hifigan", "ci")
+    hstate = recipes.init_state(hcfg, jr.PRNGKey(1))        # the whole training state, as the loop writes it
+    gen = hstate.gen
     hrun = tmp_path / "hifigan-ci"
-    train.save_checkpoint(hrun / "checkpoints" / "step_00000002.eqx", (gen, jnp.ones(5)),
+    checkpoint.save_checkpoint(hrun / "checkpoints" / "step_00000002.eqx", hstate,
                           {"step": 2, "elapsed_s": 90.0, "model": "hifigan", "config": asdict(hcfg)})
-    dcfg = train.recipe("dvae", "ci")
-    model, ema = eqx.nn.make_with_state(DiscreteVAE)(dvae_config("ci"), key=jr.PRNGKey(2))
-    opt = train.make_optimizer(dcfg)
+    dcfg = recipes.recipe("dvae", "ci")
     norms = jnp.linspace(-7.0, -9.5, 80)
-    state = train.DVAEState(model, ema, opt.init(eqx.filter(model, eqx.is_array)), norms, jr.PRNGKey(3), **train.counters())
+    state = eqx.tree_at(lambda s: s.mel_norms, recipes.init_state(dcfg, jr.PRNGKey(2)), norms)
+    model = state.model
     drun = tmp_path / "dvae-ci"
-    train.save_checkpoint(drun / "checkpoints" / "best.eqx", state,
+    checkpoint.save_checkpoint(drun / "checkpoints" / "best.eqx", state,
                           {"step": 4, "elapsed_s": 30.0, "model": "dvae", "config": asdict(dcfg)})
     return gen, hrun, model, norms, drun
 
@@ -256,23 +258,23 @@ def _save_ci_checkpoints(tmp_path: Path):
 def test_load_checkpoints_and_vocode(tmp_path):
     import jax
     gen, hrun, model, norms, drun = _save_ci_checkpoints(tmp_path)
-    g2, info = ev.load_generator(hrun)
+    g2, info = evaluate.load_generator(hrun)
     assert info["step"] == 2 and info["train_minutes"] == 1.5 and info["profile"] == "ci"
     import equinox as eqx
     arrays = lambda m: jax.tree.leaves(eqx.filter(m, eqx.is_array))
     assert len(arrays(gen)) == len(arrays(g2)) > 0
     assert all(np.array_equal(a, b) for a, b in zip(arrays(gen), arrays(g2)))
-    m2, ema2, n2, dinfo = ev.load_dvae(drun)
+    m2, ema2, n2, dinfo = evaluate.load_dvae(drun)
     assert np.allclose(n2, np.asarray(norms)) and dinfo["step"] == 4
     with pytest.raises(ValueError, match="not a HiFi-GAN one"):
-        ev.load_generator(drun)
+        evaluate.load_generator(drun)
     wav = toy_voice(0.6)
     from xtts_book.audio import dvae_mel, hifigan_mel
-    y = ev.vocode(g2, hifigan_mel(wav))
+    y = inference.vocode(g2, hifigan_mel(wav))
     assert y.shape == (256 * (len(wav) // 256),) and np.all(np.isfinite(y))
-    m = ev.dvae_roundtrip(m2, ema2, dvae_mel(wav, n2))
+    m = inference.dvae_roundtrip(m2, ema2, dvae_mel(wav, n2))
     assert m.shape == (80, 1 + len(wav) // 256)
-    found = ev.find_runs("hifigan", "ci", root=tmp_path)
+    found = evaluate.find_runs("hifigan", "ci", root=tmp_path)
     assert [Path(r["run"]).name for r in found] == ["hifigan-ci"]
 
 
@@ -280,7 +282,7 @@ def test_cli_with_checkpoints(tmp_path, capsys):
     _, hrun, _, _, drun = _save_ci_checkpoints(tmp_path)
     corpus = write_tiny_corpus(tmp_path / "corpus", [("v0", toy_voice(1.0), "a vowel")])
     out = tmp_path / "r.json"
-    rc = ev.eval_cli(["--data", str(corpus), "--checkpoint", str(hrun), "--dvae", str(drun), "--out", str(out),
+    rc = cli.eval_cli(["--data", str(corpus), "--checkpoint", str(hrun), "--dvae", str(drun), "--out", str(out),
                       "--no-asr", "--no-dnsmos", "--curve", str(hrun)])
     assert rc == 0
     r = json.loads(out.read_text())

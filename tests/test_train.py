@@ -5,8 +5,9 @@ import numpy as np
 import jax, jax.numpy as jnp, jax.random as jr
 import equinox as eqx
 import pytest
+from xtts_book import checkpoint
+from xtts_book import train
 
-from xtts_book import train as T
 
 
 class ToyState(eqx.Module):
@@ -17,14 +18,14 @@ class ToyState(eqx.Module):
     streak: jax.Array
 
 
-class ToyTask(T.Task):
+class ToyTask(train.Task):
     "Linear regression from 16 samples to their mean: the loop's machinery without a big model."
     name = "toy"
     best_metric = "val/loss"
 
     def __init__(self, config, mesh=None, nan_steps=()):
         super().__init__(config, mesh)
-        self.opt = T.make_optimizer(config)
+        self.opt = train.make_optimizer(config)
         self.nan_steps = set(nan_steps)
         cfg = config
 
@@ -34,17 +35,17 @@ class ToyTask(T.Task):
                 y = jax.vmap(m)(x)[:, 0]
                 return jnp.mean((y - x.mean(1)) ** 2)
             loss, g = eqx.filter_value_and_grad(loss_fn)(state.model)
-            opt = T.set_lr(state.opt, T.learning_rate(cfg, state.step, self.steps_per_epoch))
+            opt = train.set_lr(state.opt, train.learning_rate(cfg, state.step, self.steps_per_epoch))
             upd, opt = self.opt.update(g, opt, eqx.filter(state.model, eqx.is_array))
             new = eqx.tree_at(lambda s: (s.model, s.opt), state, (eqx.apply_updates(state.model, upd), opt))
-            ok = jnp.isfinite(loss) & T.all_finite(g)
-            state = T.commit(ok, new, state)
+            ok = jnp.isfinite(loss) & train.all_finite(g)
+            state = train.commit(ok, new, state)
             return state, {"loss": loss, "skipped": state.skipped, "streak": state.streak}
         self._step = step
 
     def init(self, key):
         m = eqx.nn.Linear(16, 1, key=key)
-        return ToyState(m, self.opt.init(eqx.filter(m, eqx.is_array)), **T.counters())
+        return ToyState(m, self.opt.init(eqx.filter(m, eqx.is_array)), **train.counters())
 
     def batch(self, step):
         x = np.random.default_rng([self.config.seed, step]).standard_normal((self.config.batch_size, 16)).astype(np.float32)
@@ -64,27 +65,27 @@ class ToyTask(T.Task):
 def cfg(**kw):
     base = dict(model="hifigan", profile="ci", steps=12, batch_size=4, segment_size=1024, lr=1e-2,
                 log_every=1, val_every=4, ckpt_every=4, keep_last=2, max_bad_steps=3, steps_per_epoch=5)
-    return T.TrainConfig(**{**base, **kw})
+    return train.TrainConfig(**{**base, **kw})
 
 
 def losses(out):
-    return {r["step"]: r["loss"] for r in T.read_metrics(out) if "loss" in r}
+    return {r["step"]: r["loss"] for r in checkpoint.read_metrics(out) if "loss" in r}
 
 
 def test_resume_matches_uninterrupted(tmp_path):
-    T.fit(ToyTask(cfg()), tmp_path / "a", progress=False, log=lambda *a: None)
-    T.fit(ToyTask(cfg()), tmp_path / "b", steps=6, progress=False, log=lambda *a: None)
+    train.fit(ToyTask(cfg()), tmp_path / "a", progress=False, log=lambda *a: None)
+    train.fit(ToyTask(cfg()), tmp_path / "b", steps=6, progress=False, log=lambda *a: None)
     with pytest.raises(FileExistsError):
-        T.fit(ToyTask(cfg()), tmp_path / "b", progress=False, log=lambda *a: None)
-    s = T.fit(ToyTask(cfg()), tmp_path / "b", resume=True, progress=False, log=lambda *a: None)
+        train.fit(ToyTask(cfg()), tmp_path / "b", progress=False, log=lambda *a: None)
+    s = train.fit(ToyTask(cfg()), tmp_path / "b", resume=True, progress=False, log=lambda *a: None)
     assert s["step"] == 12
     a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
     assert sorted(a) == sorted(b) == list(range(1, 13))
     assert a == b
-    ck = T.Checkpoints(tmp_path / "b" / "checkpoints", 2)
+    ck = checkpoint.Checkpoints(tmp_path / "b" / "checkpoints", 2)
     assert [p.name for p in ck.steps()] == ["step_00000008.eqx", "step_00000012.eqx"]
-    assert ck.best.exists() and T.read_header(ck.best)["step"] in (4, 8, 12)
-    h = T.read_header(ck.latest())
+    assert ck.best.exists() and checkpoint.read_header(ck.best)["step"] in (4, 8, 12)
+    h = checkpoint.read_header(ck.latest())
     assert h["step"] == 12 and h["epoch"] == 2 and h["data"]["position"] == 12
 
 
@@ -92,30 +93,30 @@ def test_nan_batches_are_skipped_then_stop(tmp_path):
     task = ToyTask(cfg(), nan_steps={5})
     state = task.place(task.init(jr.PRNGKey(0)))
     for s in range(5):
-        state, _ = task.train_step(state, T.shard_batch(task.batch(s), task.mesh), s)
+        state, _ = task.train_step(state, train.shard_batch(task.batch(s), task.mesh), s)
     before = jax.device_get(eqx.filter(state, eqx.is_array))
-    state, m = task.train_step(state, T.shard_batch(task.batch(5), task.mesh), 5)
+    state, m = task.train_step(state, train.shard_batch(task.batch(5), task.mesh), 5)
     after = jax.device_get(eqx.filter(state, eqx.is_array))
     assert not math.isfinite(float(m["loss"])) and int(m["skipped"]) == 1 and int(m["streak"]) == 1
     for x, y in zip(jax.tree.leaves((before.model, before.opt)), jax.tree.leaves((after.model, after.opt))):
         np.testing.assert_array_equal(x, y)
     assert int(after.step) == 6
     # three bad steps in a row stop the run; the step-4 checkpoint survives
-    with pytest.raises(T.NonFiniteError, match="non-finite"):
-        T.fit(ToyTask(cfg(), nan_steps={5, 6, 7}), tmp_path / "n", progress=False, log=lambda *a: None)
-    ck = T.Checkpoints(tmp_path / "n" / "checkpoints")
-    assert T.read_header(ck.latest())["step"] == 4
+    with pytest.raises(train.NonFiniteError, match="non-finite"):
+        train.fit(ToyTask(cfg(), nan_steps={5, 6, 7}), tmp_path / "n", progress=False, log=lambda *a: None)
+    ck = checkpoint.Checkpoints(tmp_path / "n" / "checkpoints")
+    assert checkpoint.read_header(ck.latest())["step"] == 4
 
 
 def test_atomic_checkpoint_and_lr(tmp_path):
     task = ToyTask(cfg())
     st = task.init(jr.PRNGKey(1))
-    p = T.save_checkpoint(tmp_path / "c.eqx", st, {"step": 3})
+    p = checkpoint.save_checkpoint(tmp_path / "c.eqx", st, {"step": 3})
     assert [q.name for q in tmp_path.iterdir()] == ["c.eqx"]
-    st2, h = T.load_checkpoint(p, task.init(jr.PRNGKey(2)))
+    st2, h = checkpoint.load_checkpoint(p, task.init(jr.PRNGKey(2)))
     assert h == {"step": 3}
     np.testing.assert_array_equal(st.model.weight, st2.model.weight)
     c = cfg(lr=1.0, lr_decay=0.5)
-    assert [float(T.learning_rate(c, s, 5)) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
+    assert [float(train.learning_rate(c, s, 5)) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
     with pytest.raises(ValueError, match="segment_size"):
         cfg(segment_size=1000)

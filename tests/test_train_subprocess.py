@@ -17,17 +17,17 @@ def env(**extra):
 
 
 SHARDING = textwrap.dedent('''
-    import os, jax, numpy as np, equinox as eqx, jax.random as jr
-    from xtts_book import train as T
+    import os, sys, jax, numpy as np, equinox as eqx, jax.random as jr
+    from xtts_book import recipes, train
     from train_helpers import tiny_discriminators
     assert len(jax.devices()) == 2, jax.devices()
 
     def one_step(make, step):
         out = []
         for devs in (jax.devices()[:1], jax.devices()):
-            task = make(T.make_mesh(devs))
+            task = make(train.make_mesh(devs))
             st = task.place(task.init(jr.PRNGKey(0)))
-            st, m = task.train_step(st, T.shard_batch(task.batch(0), task.mesh), step)
+            st, m = task.train_step(st, train.shard_batch(task.batch(0), task.mesh), step)
             out.append((jax.device_get(eqx.filter(st, eqx.is_array)), jax.device_get(m)))
         (a, ma), (b, mb) = out
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -36,20 +36,21 @@ SHARDING = textwrap.dedent('''
             np.testing.assert_allclose(ma[k], mb[k], rtol=2e-4, atol=2e-6)
         return a, ma
 
-    if os.environ.get("XTTS_BOOK_SLOW_TESTS"):  # two more generator compiles: minutes on 2 busy cores
-        cfg = T.recipe("hifigan", "ci")
+    if sys.argv[1] == "hifigan":
+        cfg = recipes.recipe("hifigan", "ci")
         # the generator's warm-up step (the GAN step's sharding is the same: replicated state, batch split)
-        a, m = one_step(lambda mesh: T.HifiganTask(cfg, mesh=mesh, disc_factory=tiny_discriminators), 0)
-        print("hifigan", {k: float(v) for k, v in m.items()})
-    cfg = T.recipe("dvae", "ci")
-    a, m = one_step(lambda mesh: T.DVAETask(cfg, mesh=mesh), 0)
-    print("dvae", {k: float(v) for k, v in m.items()})
+        a, m = one_step(lambda mesh: recipes.make_task(cfg, mesh=mesh, disc_factory=tiny_discriminators), 0)
+    else:
+        cfg = recipes.recipe("dvae", "ci")
+        a, m = one_step(lambda mesh: recipes.make_task(cfg, mesh=mesh), 0)
+    print(sys.argv[1], {k: float(v) for k, v in m.items()})
     print("OK")
 ''')
 
 
-def test_two_devices_equal_one():
-    r = subprocess.run([sys.executable, "-c", SHARDING], env=env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+@pytest.mark.parametrize("model", ["dvae", pytest.param("hifigan", marks=pytest.mark.slow)])  # slow: two generator compiles
+def test_two_devices_equal_one(model):
+    r = subprocess.run([sys.executable, "-c", SHARDING, model], env=env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr[-3000:]
 

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 dvae_ref = pytest.importorskip("TTS.tts.layers.xtts.dvae")
 
 from xtts_book.layers import StateDictError, count_params, to_numpy
-from xtts_book.vqvae import (DVAEConfig, DiscreteVAE, dvae_from_torch, dvae_loss, dvae_optimizer, dvae_to_torch,
-                             make_dvae_step)
+from xtts_book.train_dvae import dvae_optimizer, make_dvae_step
+from xtts_book.vqvae import DVAEConfig, DiscreteVAE, dvae_from_torch, dvae_loss, dvae_to_torch
 
 from xtts_book.vqvae import dvae_forward as _dvae_forward
 

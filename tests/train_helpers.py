@@ -7,6 +7,7 @@ import jax.random as jr
 
 from xtts_book.discriminators import SpectralNorm
 from xtts_book.layers import weight_norm
+from xtts_book import train_gan
 
 
 class TinyDisc(eqx.Module):
@@ -37,7 +38,7 @@ class TinyDisc(eqx.Module):
 
 
 def tiny_discriminators(cfg, *, key):
-    "Stand-in for `train.official_discriminators`: an 'MPD' (weight norm) and an 'MSD' (spectral norm)."
+    "Stand-in for `train_gan.official_discriminators`: an 'MPD' (weight norm) and an 'MSD' (spectral norm)."
     kp, ks = jr.split(key)
     mpd, sp = eqx.nn.make_with_state(TinyDisc)(False, key=kp)
     msd, ss = eqx.nn.make_with_state(TinyDisc)(True, key=ks)

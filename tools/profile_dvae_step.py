@@ -1,6 +1,6 @@
 """Where the DVAE training step's time goes, op by op, and what splitting it in two programs changes.
 
-Builds the XTTS-v2-sized DVAE from the weights the bench uses, runs `vqvae.make_dvae_step(donate=True)` under
+Builds the XTTS-v2-sized DVAE from the weights the bench uses, runs `train_dvae.make_dvae_step(donate=True)` under
 `jax.profiler.trace` with XLA's per-op trace events on, and sums the events by kind (`multiply_add_fusion`,
 `transpose_copy_fusion`, `convolution`, ...). Then it times three variants of one AdamW step, interleaved:
 the fused step (one program), the same computation as two programs (gradients, then a donated update), and the
@@ -25,7 +25,8 @@ import numpy as np
 
 from bench_disc_convs import timeit                 # the tools' interleaved medians (tools/ is on sys.path)
 from xtts_book import bench
-from xtts_book.vqvae import dvae_from_torch, dvae_loss, dvae_optimizer, make_dvae_step
+from xtts_book.train_dvae import dvae_optimizer, make_dvae_step
+from xtts_book.vqvae import dvae_from_torch, dvae_loss
 
 
 def op_kinds(run, steps: int = 3) -> dict:

@@ -1,7 +1,7 @@
 """Where the HiFi-GAN training step's time goes, by kind of XLA op.
 
 Builds the bench's `train_<v>` case (official MPD + MSD, the V1 or V3 generator, batch 4 x 8192, the weights of
-Coqui's modules from seed 0), runs two steps of `train.make_gan_steps`' jitted step under `jax.profiler.trace`
+Coqui's modules from seed 0), runs two steps of `train_gan.make_gan_steps`' jitted step under `jax.profiler.trace`
 with XLA's per-op trace events on, and sums the events by kind (`convolution-base-dilated` is XLA's path for
 convolutions with an input dilation, e.g. the input gradient of a strided convolution). Compiling the step takes
 minutes. Not a test; run by hand:
@@ -19,6 +19,7 @@ import jax
 
 from profile_dvae_step import op_kinds               # tools/ is on sys.path when run as a script
 from xtts_book import bench
+from xtts_book import train_gan
 
 
 def main():

@@ -4,10 +4,9 @@
 
 # %% auto 0
 __all__ = ['MIN_SAMPLES', 'CORPUS_VERSION', 'split_of', 'build_corpus', 'load_manifest', 'load_skipped', 'load_split',
-           'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch', 'corpus_cli']
+           'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch']
 
 # %% ../nbs/00_data.ipynb 2
-import argparse
 import hashlib
 import json
 import shutil
@@ -210,38 +209,3 @@ def segment_batch(wavs: list[np.ndarray], step: int, *, segment_size: int = 8192
         else:
             out[b, : len(w)] = w
     return out
-
-# %% ../nbs/00_data.ipynb 24
-def corpus_cli(argv: list[str] | None = None) -> int:
-    "`xtts-book corpus build|info ...`: build a corpus or describe one."
-    ap = argparse.ArgumentParser(prog="xtts-book corpus", description="build or inspect a corpus")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="build a corpus directory (a no-op when it is up to date)")
-    b.add_argument("--source", required=True, help="asterisk | espeak | ljspeech | PATH (LJSpeech layout or any audio folder)")
-    b.add_argument("--out", default=None, help="corpus directory (default: DATA_ROOT/corpora/<source>)")
-    b.add_argument("--limit", type=int, default=None, help="use only the first N utterances")
-    b.add_argument("--val-fraction", type=float, default=0.05, help="fraction of ids in the validation split")
-    b.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
-    b.add_argument("--download", action="store_true", help="ljspeech: download LJSpeech-1.1 (2.6 GB) if it is missing")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
-    i = sub.add_parser("info", help="statistics of a built corpus")
-    i.add_argument("corpus", help="corpus directory")
-    i.add_argument("--skipped", action="store_true", help="also list every skipped file with its reason")
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "build":
-            extra = {"download": True} if args.download and args.source == "ljspeech" else {}
-            out = build_corpus(args.source, args.out, limit=args.limit, val_fraction=args.val_fraction,
-                               force=args.force, progress=not args.quiet, **extra)
-            print(out)
-            return 0
-        stats = corpus_stats(args.corpus)
-        for k, v in stats.items():
-            print(f"{k:>14}: {v:.2f}" if isinstance(v, float) else f"{k:>14}: {v}")
-        if args.skipped:
-            for s in load_skipped(args.corpus):
-                print(f"skipped {s['source']}: {s['reason']}")
-        return 0
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, ImportError) as e:
-        print(f"xtts-book corpus: {e}", file=sys.stderr)
-        return 1

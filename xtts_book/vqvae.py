@@ -4,8 +4,7 @@
 
 # %% auto 0
 __all__ = ['DVAEConfig', 'ResBlock', 'Encoder', 'UpsampledConv', 'Decoder', 'Quantizer', 'DVAEOutput', 'DiscreteVAE',
-           'dvae_torch_keys', 'dvae_from_torch', 'dvae_to_torch', 'dvae_forward', 'dvae_loss', 'dvae_optimizer',
-           'make_dvae_step', 'dvae_eval', 'dvae_mel_to_audio']
+           'dvae_torch_keys', 'dvae_from_torch', 'dvae_to_torch', 'dvae_forward', 'dvae_loss', 'dvae_eval']
 
 # %% ../nbs/01_vqvae.ipynb 2
 import dataclasses
@@ -17,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
@@ -446,39 +444,9 @@ def dvae_loss(model: DiscreteVAE, state: eqx.nn.State, mels: Float[Array, "b c t
     return recon + commitment, (state, metrics)
 
 
-def dvae_optimizer(lr: float = 3e-4, weight_decay: float = 0.01, b1: float = 0.9, b2: float = 0.999
-                   ) -> optax.GradientTransformation:
-    "AdamW with PyTorch's default weight decay: what the reference trainer uses for the DVAE."
-    return optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay)
-
-
-def make_dvae_step(optimizer: optax.GradientTransformation, donate: bool = False):
-    """A jitted `step(model, state, opt_state, mels) -> (model, state, opt_state, metrics)`: one AdamW update.
-
-    `donate=True` hands the model, state and optimiser state's buffers to XLA to update in place (the
-    arguments passed in are invalid afterwards): at the XTTS-v2 size that halves the optimiser's time."""
-    def step(model, state, opt_state, mels):
-        (loss, (state, metrics)), grads = eqx.filter_value_and_grad(dvae_loss, has_aux=True)(model, state, mels)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-        model = eqx.apply_updates(model, updates)
-        return model, state, opt_state, dict(metrics, **{"dvae/loss": loss})
-    if not donate:
-        return eqx.filter_jit(step)
-    inner = eqx.filter_jit(lambda mels, *rest: step(*rest, mels), donate="all-except-first")
-    return lambda model, state, opt_state, mels: inner(mels, model, state, opt_state)
-
 # %% ../nbs/01_vqvae.ipynb 35
 @eqx.filter_jit
 def dvae_eval(model: DiscreteVAE, state: eqx.nn.State, mels: Float[Array, "b c t"]) -> dict:
     "Inference-mode reconstruction MSE (decoding the codes, as the reference's eval) and the codes of `mels`."
     o, _ = dvae_forward(eqx.nn.inference_mode(model), state, mels)
     return {"recon_mse": o.recon.mean(), "codes": o.codes}
-
-# %% ../nbs/01_vqvae.ipynb 39
-def dvae_mel_to_audio(mel, mel_norms, n_iter: int = 32) -> np.ndarray:
-    "Griffin-Lim waveform of a normalised DVAE mel `(80, t)`: undo `/ mel_norms` and `log`, invert the power mel."
-    import librosa
-    power = np.exp(np.asarray(mel, np.float64) * np.asarray(mel_norms, np.float64)[:, None])
-    return librosa.feature.inverse.mel_to_audio(power, sr=22050, n_fft=1024, hop_length=256, win_length=1024,
-                                                power=2.0, htk=True, norm="slaney", fmin=0.0, fmax=8000.0,
-                                                n_iter=n_iter).astype(np.float32)
