@@ -9,6 +9,7 @@ __all__ = ['LRELU_SLOPE', 'V1', 'V2', 'V3', 'XTTS', 'CONFIGS', 'ConvTranspose1d'
 
 # %% ../nbs/03_hifigan_generator.ipynb 2
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -320,14 +321,9 @@ def _fill_torch_init(model, init: str, key: PRNGKeyArray):
         b_at = n_u                                       # the bias, if any, follows in the uniform draw
         n_u += inner.bias.size if getattr(inner, "bias", None) is not None else 0
         plan.append((get, shape, normal, w_at, b_at))
-    k_u, k_n = jr.split(key)
-    draw = lambda f, k, n: f(k, (n,))
-    if isinstance(key, jax.core.Tracer):
-        xp, uni, nor = jnp, draw(_uniform, k_u, n_u), draw(jr.normal, k_n, n_n)
-    else:
-        xp = np
-        uni = np.asarray(jax.jit(draw, static_argnums=(0, 2))(_uniform, k_u, n_u))
-        nor = np.asarray(jax.jit(draw, static_argnums=(0, 2))(jr.normal, k_n, n_n))
+    uni, nor = _draws(key, n_u, n_n)                 # traced under a trace, one compiled program eagerly
+    xp = jnp if isinstance(key, jax.core.Tracer) else np
+    uni, nor = (uni, nor) if xp is jnp else (np.asarray(uni), np.asarray(nor))
     for get, shape, normal, at, b_at in plan:
         layer = get(model)
         wn = _is_wn(layer)
@@ -347,9 +343,11 @@ def _fill_torch_init(model, init: str, key: PRNGKeyArray):
         model = eqx.tree_at(get, model, layer)
     return model
 
-def _uniform(key: PRNGKeyArray, shape: tuple) -> jax.Array:
-    "Uniform in [-1, 1): scaled by each layer's bound, PyTorch's default initialisation."
-    return jr.uniform(key, shape, minval=-1.0, maxval=1.0)
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draws(key: PRNGKeyArray, n_uniform: int, n_normal: int) -> tuple[jax.Array, jax.Array]:
+    "`n_uniform` numbers uniform in [-1, 1) (each layer scales them by its bound) and `n_normal` standard normal ones."
+    k_u, k_n = jr.split(key)
+    return jr.uniform(k_u, (n_uniform,), minval=-1.0, maxval=1.0), jr.normal(k_n, (n_normal,))
 
 # %% ../nbs/03_hifigan_generator.ipynb 26
 def stage_shapes(config: GeneratorConfig, frames: int = 32) -> list[tuple[str, tuple]]:
