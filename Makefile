@@ -24,7 +24,7 @@ test: venv
 	XTTS_BOOK_PROFILE=ci $(BIN)/nbdev_test --n_workers 2 --timing
 	XTTS_BOOK_PROFILE=ci $(BIN)/python -m pytest tests -q -n 2 --dist loadfile
 
-# make book ONLY=01_vqvae executes one chapter (comma-separate for more) and renders them all
+# make book ONLY=07_vqvae executes one chapter (comma-separate for more) and renders them all
 book: venv
 	$(BIN)/python tools/build_book.py --profile $(PROFILE) --site $(SITE) $(if $(ONLY),--only $(ONLY))
 

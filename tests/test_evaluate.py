@@ -1,4 +1,5 @@
-"""Chapter 07's metrics on known cases, the Griffin-Lim baseline, the mel converter and the `xtts-book eval` CLI."""
+"""The metrics on known cases (chapter 19), the Griffin-Lim baseline and the mel converter (chapter 11), and the
+`xtts-book eval` CLI (chapter 20)."""
 import json
 from dataclasses import asdict
 import math

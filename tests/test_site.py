@@ -293,7 +293,7 @@ def test_front_page_links_only_existing_chapters():
     assert links, "the front page links its chapters"
     missing = [l for l in links if not (ROOT / "nbs" / l).exists()]
     assert missing == [], f"the front page links chapters that do not exist: {missing}"
-    assert "## Results" in text and "07" in text
+    assert "## Results" in text and "20" in text
 
 
 # ----------------------------------------------------------------------------- execution

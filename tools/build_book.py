@@ -2,7 +2,7 @@
 """Build the book: the default corpus, every chapter executed in a profile, the rendered site.
 
     python tools/build_book.py --profile cpu --site _site          # what `make book` runs
-    python tools/build_book.py --only 01_vqvae --only 02_quantizer # execute a subset, then render all
+    python tools/build_book.py --only 07_vqvae --only 08_quantizer # execute a subset, then render all
     python tools/build_book.py --no-execute                        # only render what is committed
     python tools/build_book.py --readme                            # README.md from nbs/index.ipynb
 
@@ -572,7 +572,7 @@ def main(argv=None):
                     choices=["ci", "cpu", "gpu"], help="profile the chapters execute in (default cpu)")
     ap.add_argument("--site", default="_site", help="output folder of the rendered site (default _site)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
-                    help="execute only this notebook (stem, e.g. 01_vqvae; repeat or comma-separate); all are rendered")
+                    help="execute only this notebook (stem, e.g. 07_vqvae; repeat or comma-separate); all are rendered")
     ap.add_argument("--no-execute", action="store_true", help="render the committed notebooks as they are")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell before a notebook fails (default 3600)")
     ap.add_argument("--renderer", choices=["auto", "quarto", "nbconvert"], default="auto",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The chapter-05 cpu run: HiFi-GAN, cpu recipe (mel-L1 warm-up of a V2 generator), 60 wall-clock minutes, lr 1e-3,
-# in the background; chapter 05 reads runs/hifigan-cpu (metrics.jsonl, samples/) when it exists.
+# The chapter-14 cpu run: HiFi-GAN, cpu recipe (mel-L1 warm-up of a V2 generator), 60 wall-clock minutes, lr 1e-3,
+# in the background; chapter 14 reads runs/hifigan-cpu (metrics.jsonl, samples/) when it exists.
 # Usage: tools/train_cpu_run.sh [MINUTES]   (run from the repository root; resume with --resume)
 set -euo pipefail
 cd "$(dirname "$0")/.."

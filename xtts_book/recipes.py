@@ -64,13 +64,13 @@ def recipe(model: str, profile: str | None = None, **overrides) -> TrainConfig:
                         ckpt_every=5000, val_utterances=64, val_seconds=10.0, n_samples=4, mixed_precision=True),
         }, profile)
     elif model == "dvae":
-        # Adam as the DVAE trainers use it; the dead-code restart of chapter 02 (without it the codebook collapses
-        # to one code at the first step: 0.1 codes per step is the threshold chapter 02 measured)
+        # Adam as the DVAE trainers use it; the dead-code restart of chapter 08 (without it the codebook collapses
+        # to one code at the first step: 0.1 codes per step is the threshold chapter 08 measured)
         dvae = dict(lr=3e-4, b1=0.9, b2=0.999, lr_decay=1.0, dead_code_threshold=0.1)
         base = pick({
             "ci": dict(steps=4, batch_size=2, segment_size=4096, log_every=1, val_every=2, ckpt_every=2,
                        val_utterances=2, **dvae),
-            # chapter 01's learning rate for the small model: minutes, not hours, on two cores
+            # chapter 07's learning rate for the small model: minutes, not hours, on two cores
             "cpu": dict(steps=20_000, batch_size=16, segment_size=16384, log_every=10, val_every=100,
                         ckpt_every=200, val_utterances=16, **dict(dvae, lr=1e-3)),
             "gpu": dict(steps=200_000, batch_size=64, segment_size=32768, log_every=100, val_every=1000,

@@ -31,7 +31,7 @@ def conv_weight(layer, *, row_major: bool | None = None) -> jax.Array:
 
     Why: XLA's CPU convolution returns the weight gradient laid out `(k, c_in, c_out)`, and the transpose to the
     parameter's `(c_out, c_in, k)` was fused into each of AdamW's loops. Gain: the XTTS-v2-sized DVAE training
-    step went from 1.32 to 0.91 times PyTorch's time (`xtts-book bench`, chapter 08)."""
+    step went from 1.32 to 0.91 times PyTorch's time (`xtts-book bench`, chapter 22)."""
     w = layer.weight
     row_major = jax.default_backend() == "cpu" if row_major is None else row_major
     return row_major_grad(w) if row_major else w
@@ -75,7 +75,7 @@ def polyphase_strided(x: jax.Array, w: jax.Array, stride: int, padding: tuple[in
 
     Why: the input gradient of a strided convolution is XLA's slow input-dilated path on CPU, 2.8 s of a 10 s V3
     GAN step. Gain: the discriminator pair's forward and backward at 4 x 8,192 samples went from 3.4 s to 2.7 s,
-    the V3 GAN step from 1.31 to 1.15 times PyTorch's time (`xtts-book bench`, chapter 08)."""
+    the V3 GAN step from 1.31 to 1.15 times PyTorch's time (`xtts-book bench`, chapter 22)."""
     (p_lo, p_hi), s, k = padding, stride, w.shape[-1]
     m = -(-k // s)                                                  # taps per phase
     n_out = (x.shape[-1] + p_lo + p_hi - k) // s + 1

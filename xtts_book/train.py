@@ -44,7 +44,7 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: len(train set) // batch_size, as a PyTorch DataLoader would
     warmup_steps: int = 0  # HiFi-GAN only: generator-only mel-L1 steps before the GAN starts
     mel_weight: float = 45.0  # weight of the mel L1 in the generator loss
-    dead_code_threshold: float = 0.0  # DVAE only: restart codes whose EMA count falls below it (XTTS: 0; chapter 02)
+    dead_code_threshold: float = 0.0  # DVAE only: restart codes whose EMA count falls below it (XTTS: 0; chapter 08)
     mpd_periods: tuple = (2, 3, 5, 7, 11)  # HiFi-GAN only: the periods of the MPD
     msd_scales: int = 3  # HiFi-GAN only: how many of the MSD's three scales (1: the raw waveform only)
     log_every: int = 10

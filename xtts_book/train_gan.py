@@ -158,7 +158,7 @@ def official_discriminators(cfg: TrainConfig, *, key, grouped_conv: str = "per_g
     """The MPD (periods `cfg.mpd_periods`) and the MSD (its first `cfg.msd_scales` scales), with their states.
 
     **Returns:** `(mpd, mpd_state, msd, msd_state)`; the defaults are the paper's five periods and three scales.
-    `grouped_conv` says how the MSD runs its grouped convolutions (chapter 04)."""
+    `grouped_conv` says how the MSD runs its grouped convolutions (chapter 10)."""
     kp, ks = jr.split(key)
     mpd, sp = eqx.nn.make_with_state(MultiPeriodDiscriminator)(cfg.mpd_periods, key=kp)
     msd, ss = eqx.nn.make_with_state(MultiScaleDiscriminator)(key=ks, grouped_conv=grouped_conv)
