@@ -309,9 +309,9 @@ def test_cli(tmp_path, capsys):
     assert corpus_cli(["info", str(tmp_path / "o"), "--skipped"]) == 0
     out = capsys.readouterr().out
     assert "clips: 3" in out and "minutes:" in out
-    assert corpus_cli(["build", "--source", str(tmp_path / "missing"), "--quiet"]) == 1
+    assert corpus_cli(["build", "--source", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "no such directory" in capsys.readouterr().err
-    assert corpus_cli(["info", str(tmp_path / "missing")]) == 1
+    assert corpus_cli(["info", str(tmp_path / "missing")]) == 2
     with pytest.raises(SystemExit):
         corpus_cli(["build"])  # --source is required
 

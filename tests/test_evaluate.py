@@ -216,9 +216,12 @@ def test_cli_ground_truth_and_griffin_lim(tmp_path, capsys, real_speech):
     out, head = tmp_path / "results.json", tmp_path / "headline.md"
     rc = cli.eval_cli(["--data", str(corpus), "--clips", "1", "--out", str(out), "--headline", str(head),
                       "--checkpoint", str(tmp_path / "no-run"), "--no-dnsmos"])
+    assert rc == 2 and not out.exists() and not head.exists()    # asked for and missing: an error, nothing written
+    assert "no such checkpoint" in capsys.readouterr().err
+    rc = cli.eval_cli(["--data", str(corpus), "--clips", "1", "--out", str(out), "--headline", str(head), "--no-dnsmos"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "skipped hifigan" in printed and "no such checkpoint" in printed and "skipped dvae_hifigan" in printed
+    assert "skipped hifigan: no --checkpoint given" in printed and "skipped dvae_hifigan" in printed
     assert "| Ground truth |" in printed and "| Griffin-Lim (32 it.) |" in printed
     r = json.loads(out.read_text())
     assert set(r["systems"]) == {"ground_truth", "griffin_lim"}

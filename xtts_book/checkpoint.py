@@ -71,6 +71,10 @@ class Checkpoints:
         s = self.steps()
         return s[-1] if s else None
 
+    def resume_candidates(self) -> list[Path]:
+        "Where a run may resume from, newest first: the rolling checkpoints, then `best.eqx`."
+        return self.steps()[::-1] + ([self.best] if self.best.is_file() else [])
+
     @property
     def best(self) -> Path:
         return self.folder / f"best{CKPT_SUFFIX}"

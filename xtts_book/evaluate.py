@@ -22,6 +22,7 @@ import soundfile as sf
 
 from .audio import HOP, SAMPLE_RATE, dvae_mel, hifigan_mel, load_audio
 from .checkpoint import find_checkpoint, load_checkpoint, read_header, run_checkpoints
+from .convert import is_official, load_hifigan_checkpoint
 from .data import load_manifest
 from .inference import dvae_roundtrip, dvae_to_hifigan_mel, griffin_lim, vocode
 from .metrics import (align, as_wave, dnsmos, get_recognizer, mcd, mel_l1, mr_stft, pesq_wb, stoi,
@@ -53,12 +54,13 @@ def hifigan_system(gen, info: dict | None = None, name: str = "hifigan", label: 
     "A HiFi-GAN generator on the clip's HiFi-GAN mel."
     return System(name, label, lambda w: vocode(gen, hifigan_mel(as_wave(w))), dict(info or {}))
 
-def dvae_hifigan_system(dvae, ema, mel_norms, gen, info: dict | None = None) -> System:
+def dvae_hifigan_system(dvae, ema, mel_norms, gen, info: dict | None = None, name: str = "dvae_hifigan",
+                        label: str = "DVAE -> HiFi-GAN") -> System:
     "DVAE mel -> codes -> decoded mel -> converted to a HiFi-GAN mel -> HiFi-GAN."
     def fn(w):
         m = dvae_roundtrip(dvae, ema, dvae_mel(as_wave(w), mel_norms))
         return vocode(gen, dvae_to_hifigan_mel(m, mel_norms))
-    return System("dvae_hifigan", "DVAE -> HiFi-GAN", fn, dict(info or {}))
+    return System(name, label, fn, dict(info or {}))
 
 def converted_mel_system(gen, mel_norms=None, info: dict | None = None) -> System:
     "The converter alone: the clip's (unquantised) DVAE mel -> HiFi-GAN mel -> HiFi-GAN."
@@ -90,7 +92,11 @@ def checkpoint_info(header: dict, path) -> dict:
             "step": header.get("step"), "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2)}
 
 def load_generator(path):
-    "The HiFi-GAN generator of a checkpoint or run folder (the `gen` field of its state). **Returns:** `(generator, info)`."
+    """The HiFi-GAN generator of a checkpoint or run folder (the `gen` field of its state), or the official V1
+    weights by name (`official:universal`, `official:lj`). **Returns:** `(generator, info)`."""
+    if is_official(path):
+        return load_hifigan_checkpoint(path), {"checkpoint": str(path), "model": "hifigan", "profile": "official V1",
+                                               "step": 2_500_000, "train_minutes": None}
     state, header, path = load_training_state(path)
     if not isinstance(state, GANState):
         raise ValueError(f"{path}: a {header.get('model')} checkpoint, not a HiFi-GAN one")
@@ -134,7 +140,7 @@ def score_clip(ref, deg, *, text: str | None = None, gt_asr: str | None = None, 
     if asr:
         hyp = get_recognizer()(deg)
         row["asr"] = hyp
-        if text is not None:
+        if text:                                        # clips without a transcript count no words either way
             row["errors"], row["words"] = word_errors(text, hyp)
         if gt_asr is not None:
             row["errors_gt"], row["words_gt"] = word_errors(gt_asr, hyp)
@@ -181,9 +187,10 @@ def summarize(results: dict) -> dict:
             if rows and k in rows[0]:
                 s[k], s[k + "_ci"] = _mean_ci([r.get(k) for r in rows])
         for k, e, n in (("wer", "errors", "words"), ("wer_gt", "errors_gt", "words_gt")):
-            words = sum(r.get(n, 0) for r in rows)
-            if rows and e in rows[0]:
-                s[k] = 100.0 * sum(r[e] for r in rows) / words if words else float("nan")
+            scored = [r for r in rows if e in r]         # pooled over the clips that have a reference text
+            words = sum(r[n] for r in scored)
+            if scored:
+                s[k] = 100.0 * sum(r[e] for r in scored) / words if words else float("nan")
         out[name] = s
     return out
 
