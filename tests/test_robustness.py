@@ -256,3 +256,36 @@ def test_eval_asked_system_that_cannot_be_built_writes_nothing(tmp_path, capsys,
     one_line_error(capsys, cli.eval_cli(base), 2, "hifigan", "--allow-fewer")   # a poorer table never replaces a richer one
     assert headline.read_text() == "the committed table"
     assert set(json.loads(out.read_text())["systems"]) == {"ground_truth", "griffin_lim", "hifigan"}
+
+
+# ------------------------------------------------------------------ audio and converters
+def test_integer_samples_are_refused_by_the_mels():
+    from xtts_book.audio import AudioError, dvae_mel, hifigan_mel
+    for mel in (dvae_mel, hifigan_mel):
+        with pytest.raises(AudioError, match="int16 samples"):
+            mel((tone() * 32767).astype(np.int16))
+
+
+def test_truncated_wav_is_refused_and_reported(tmp_path):
+    from xtts_book.audio import AudioError, load_audio
+    src = recordings(tmp_path / "src", 3)
+    whole = (src / "clip0.wav").read_bytes()
+    (src / "clip0.wav").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(AudioError, match="truncated WAV"):
+        load_audio(src / "clip0.wav")
+    out = data.build_corpus(str(src), tmp_path / "c", progress=False)
+    assert data.corpus_stats(out)["clips"] == 2
+    assert any("truncated" in s["reason"] for s in data.load_skipped(out))
+
+
+def test_dvae_converter_names_the_real_problem():
+    import dataclasses
+    from xtts_book.recipes import dvae_config
+    from xtts_book.vqvae import DiscreteVAE, dvae_from_torch, dvae_to_torch
+    import equinox as eqx, jax.random as jr
+    cfg = dvae_config("ci")
+    sd = dvae_to_torch(*eqx.nn.make_with_state(DiscreteVAE)(cfg, key=jr.key(0)))
+    with pytest.raises(ValueError, match=f"has {cfg.num_tokens} codes.*asks for {2 * cfg.num_tokens}"):
+        dvae_from_torch(sd, dataclasses.replace(cfg, num_tokens=2 * cfg.num_tokens))
+    with pytest.raises(ValueError, match="encoder.0.0.weight: shape .* expected 3 axes"):
+        dvae_from_torch({**sd, "encoder.0.0.weight": sd["encoder.0.0.weight"][:, :, 0]})

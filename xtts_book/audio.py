@@ -65,6 +65,23 @@ def prepare_audio(data: np.ndarray, orig_sr: int, sr: int = SAMPLE_RATE, name: s
         data = librosa.resample(data, orig_sr=int(orig_sr), target_sr=int(sr), res_type="soxr_hq")
     return np.ascontiguousarray(np.clip(data, -1.0, 1.0), dtype=np.float32)
 
+def _riff_shortfall(path: Path) -> tuple[int, int] | None:
+    "For a RIFF WAV whose `data` chunk claims more bytes than the file holds: `(claimed, present)`; else None."
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        size = path.stat().st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, n = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if cid == b"data":
+                present = size - f.tell()
+                return (n, present) if 0 < n < 0xFFFFFFFF and n > present else None   # 0 / -1: a streamed file
+            f.seek(n + (n & 1), 1)
+
 def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as float32 mono at `sr` Hz (stereo downmixed, resampled, clipped to [-1, 1]).
 
@@ -85,6 +102,10 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         if kind is None:
             raise AudioError(f"{path}: not an audio file (no known audio header; libsndfile: {e})") from None
         raise AudioError(f"{path}: corrupt {kind} file, header or data cannot be decoded (libsndfile: {e})") from None
+    short = _riff_shortfall(path)
+    if short is not None:
+        raise AudioError(f"{path}: truncated WAV file: its header announces {short[0]:,} bytes of samples, "
+                         f"the file holds {short[1]:,} (an interrupted copy or download?)")
     return prepare_audio(data, file_sr, sr, name=str(path))
 
 def peak_db(wav: np.ndarray) -> float:
@@ -211,13 +232,20 @@ def _dvae_log_mel_padded(x: Float[Array, " t"]) -> Float[Array, "80 f"]:
     power = spec.real ** 2 + spec.imag ** 2
     return jnp.log(jnp.maximum(_apply_fbank(_fbank("dvae", 8000.0), power), 1e-5))
 
+def _float_samples(wav, name: str):
+    "Refuse integer PCM: a mel of int16 samples (values up to 32767, not 1) is silently some 20 log units off."
+    if jnp.issubdtype(jnp.result_type(wav), jnp.integer):
+        raise AudioError(f"{name}: got {jnp.result_type(wav)} samples, expected floats in [-1, 1] "
+                         "(int16 PCM: divide by 32768, or read the file with load_audio)")
+    return wav
+
 @jax.jit
 def dvae_mel(wav: Float[Array, "*b t"], mel_norms: Float[Array, " 80"] | None = None) -> Float[Array, "*b 80 f"]:
     """XTTS's DVAE mel: torchaudio power mel (center=True, HTK scale + Slaney norm, 0-8 kHz), natural log, / mel_norms.
 
     **Arguments:** `wav` [t] float in [-1, 1] at 22,050 Hz (leading batch axes are vmapped), t > 512;
     `mel_norms` [80] or None. **Returns:** float32 [80, 1 + t // 256]."""
-    wav = jnp.asarray(wav, jnp.float32)
+    wav = jnp.asarray(_float_samples(wav, "dvae_mel"), jnp.float32)
     if wav.ndim > 1:
         return jax.vmap(lambda w: dvae_mel(w, mel_norms))(wav)
     t = wav.shape[-1]
@@ -235,7 +263,7 @@ def hifigan_mel(wav: Float[Array, "*b t"], fmax: float | None = 8000.0) -> Float
 
     **Arguments:** `wav` [t] float in [-1, 1] at 22,050 Hz (leading batch axes are vmapped), t > 384;
     `fmax` 8000 (generator input) or None for sr/2 (the loss mel). **Returns:** float32 [80, (t - 256) // 256 + 1]."""
-    wav = jnp.asarray(wav, jnp.float32)
+    wav = jnp.asarray(_float_samples(wav, "hifigan_mel"), jnp.float32)
     if wav.ndim > 1:
         return jax.vmap(lambda w: hifigan_mel(w, fmax))(wav)
     t, pad = wav.shape[-1], (N_FFT - HOP) // 2

@@ -381,6 +381,9 @@ def _infer_config(sd: dict) -> DVAEConfig:
     need = ["encoder.0.0.weight", "codebook.embed"]
     if any(k not in sd for k in need):
         raise StateDictError(missing=[k for k in need if k not in sd], where="(needed to infer the DVAE config)")
+    for k, n, layout in (("encoder.0.0.weight", 3, "(hidden, mel channels, kernel)"), ("codebook.embed", 2, "(dim, codes)")):
+        if np.ndim(sd[k]) != n:
+            raise ValueError(f"{k}: shape {np.shape(sd[k])}, expected {n} axes {layout}: not an XTTS DVAE state dict?")
     hidden, channels, kernel = np.shape(sd["encoder.0.0.weight"])
     D, K = np.shape(sd["codebook.embed"])
     L = 0
@@ -397,7 +400,12 @@ def dvae_from_torch(state_dict: dict, config: DVAEConfig | None = None, *, key: 
                     ) -> tuple["DiscreteVAE", eqx.nn.State]:
     "A `DiscreteVAE` and its `State` from a PyTorch DVAE `state_dict` (names -> numpy arrays; sizes inferred without `config`)."
     sd = {k: np.array(v, copy=True) for k, v in state_dict.items()}   # copy: jnp.asarray may alias a torch buffer on CPU
-    config = config or _infer_config(sd)
+    found = _infer_config(sd)
+    if config is not None and (config.num_tokens, config.codebook_dim) != (found.num_tokens, found.codebook_dim):
+        raise ValueError(f"the checkpoint's codebook has {found.num_tokens} codes of dimension {found.codebook_dim} "
+                         f"(codebook.embed {np.shape(sd['codebook.embed'])}), the config asks for {config.num_tokens} "
+                         f"of dimension {config.codebook_dim}: pass config=None to read the sizes from the checkpoint")
+    config = config or found
     model, state = eqx.nn.make_with_state(DiscreteVAE)(config, key=jr.key(0) if key is None else key)
     check_state_dict(sd, dvae_torch_keys(model), ignore=("discrete_loss.*",), where="for the DVAE")
     for prefix, layer, where in _torch_layout(model):
