@@ -33,15 +33,9 @@ def torch_dvae_mel(wav, mel_norms=None):
 
 
 def torch_hifigan_mel(wav, fmax=8000):
-    "jik876/hifi-gan meldataset.mel_spectrogram (n_fft 1024, hop 256, win 1024, 80 mels, fmin 0)."
-    mel_basis = torch.from_numpy(librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0, fmax=fmax)).float()
-    y = torch.from_numpy(wav)[None]
-    y = torch.nn.functional.pad(y.unsqueeze(1), (384, 384), mode="reflect").squeeze(1)
-    spec = torch.stft(y, 1024, hop_length=256, win_length=1024, window=torch.hann_window(1024), center=False,
-                      pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
-    spec = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + 1e-9)
-    spec = torch.matmul(mel_basis, spec)
-    return torch.log(torch.clamp(spec, min=1e-5) * 1)[0].numpy()
+    "jik876/hifi-gan meldataset.mel_spectrogram (n_fft 1024, hop 256, win 1024, 80 mels, fmin 0), from xtts_book.reference."
+    from xtts_book.reference import torch_hifigan_mel as mel_fn
+    return mel_fn(fmax)(torch.from_numpy(wav)[None])[0].numpy()
 
 
 def torch_dvae_mel_f64(wav):

@@ -272,13 +272,10 @@ def test_xtts_errors(xtts_reference):
 
 
 def _coqui_generator(cfg_name):
-    from TTS.vocoder.models.hifigan_generator import HifiganGenerator
     from xtts_book.hifigan import CONFIGS
-    c = CONFIGS[cfg_name]
+    from xtts_book.reference import torch_generator
     torch.manual_seed(4)
-    m = HifiganGenerator(c.in_channels, 1, c.resblock, [list(d) for d in c.resblock_dilation_sizes],
-                         list(c.resblock_kernel_sizes), list(c.upsample_kernel_sizes), c.upsample_initial_channel,
-                         list(c.upsample_rates), inference_padding=0).eval()
+    m = torch_generator(CONFIGS[cfg_name]).eval()
     return _perturb(m, seed=4)
 
 

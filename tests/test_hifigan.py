@@ -23,13 +23,9 @@ TINY = GeneratorConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,), 
 
 def coqui_generator(c: GeneratorConfig, seed: int = 0):
     "Coqui's PyTorch HifiganGenerator with the options of `c`, seeded, gains and biases perturbed (so g/v mix-ups fail)."
-    from TTS.vocoder.models.hifigan_generator import HifiganGenerator
+    from xtts_book.reference import torch_generator
     torch.manual_seed(seed)
-    t = HifiganGenerator(c.in_channels, 1, c.resblock, [list(d) for d in c.resblock_dilation_sizes],
-                         list(c.resblock_kernel_sizes), list(c.upsample_kernel_sizes), c.upsample_initial_channel,
-                         list(c.upsample_rates), cond_channels=c.cond_channels,
-                         conv_pre_weight_norm=c.conv_pre_weight_norm, conv_post_weight_norm=c.conv_post_weight_norm,
-                         conv_post_bias=c.conv_post_bias, cond_in_each_up_layer=c.cond_in_each_up_layer).eval()
+    t = torch_generator(c).eval()
     with torch.no_grad():
         for k, p in t.named_parameters():
             if k.endswith("original0") or k.endswith("bias"):

@@ -19,8 +19,7 @@ from xtts_book.vqvae import dvae_forward as _dvae_forward
 
 dvae_forward = eqx.filter_jit(_dvae_forward)      # one compile instead of op-by-op dispatch
 
-XTTS = dict(channels=80, normalization=None, positional_dims=1, num_tokens=1024, codebook_dim=512,
-            hidden_dim=512, num_resnet_blocks=3, kernel_size=3, num_layers=2, use_transposed_convs=False)
+from xtts_book.reference import TORCH_DVAE as XTTS   # the reference DVAE's constructor arguments in XTTS-v2
 
 
 def rel_err(a, b):
