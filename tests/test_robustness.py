@@ -98,14 +98,14 @@ def test_existing_run_or_foreign_folder_is_refused(tmp_path):
     logged = (run / "metrics.jsonl").read_text()
     for p in (run / "checkpoints").glob("step_*"):
         p.unlink()                                      # a run that kept only best.eqx is still a run
-    with pytest.raises(train.RunFolderError, match="already holds a run"):
+    with pytest.raises(checkpoint.RunFolderError, match="already holds a run"):
         train.fit(ToyTask(toy_cfg(steps=4)), run, **quiet)
     assert (run / "metrics.jsonl").read_text() == logged
     other = tmp_path / "photos"
     other.mkdir()
     (other / "config.json").write_text("mine")
     (other / "holiday.jpg").write_bytes(b"\xff\xd8")
-    with pytest.raises(train.RunFolderError, match="not a training run folder"):
+    with pytest.raises(checkpoint.RunFolderError, match="not a training run folder"):
         train.fit(ToyTask(toy_cfg(steps=2)), other, **quiet)
     assert (other / "config.json").read_text() == "mine"
     s = train.fit(ToyTask(toy_cfg(steps=4)), run, force=True, **quiet)   # said so: start over
@@ -118,15 +118,15 @@ def test_resume_without_checkpoints_keeps_the_logs(tmp_path):
     logged = (run / "metrics.jsonl").read_text()
     for p in (run / "checkpoints").iterdir():
         p.unlink()
-    with pytest.raises(train.RunFolderError, match="no checkpoint to resume"):
+    with pytest.raises(checkpoint.RunFolderError, match="no checkpoint to resume"):
         train.fit(ToyTask(toy_cfg(steps=8)), run, resume=True, **quiet)
     assert (run / "metrics.jsonl").read_text() == logged
 
 
 def test_second_training_into_the_same_folder_is_refused(tmp_path):
     run = tmp_path / "run"
-    with train._RunLock(run):
-        with pytest.raises(train.RunFolderError, match="another training"):
+    with checkpoint.RunLock(run):
+        with pytest.raises(checkpoint.RunFolderError, match="another training"):
             train.fit(ToyTask(toy_cfg(steps=2)), run, **quiet)
 
 
@@ -185,7 +185,7 @@ def test_full_disk_is_one_clear_error(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(checkpoint.Checkpoints, "save", full)
-    with pytest.raises(train.CheckpointError, match="No space left.*last good checkpoint is .*step_00000004"):
+    with pytest.raises(checkpoint.CheckpointError, match="No space left.*last good checkpoint is .*step_00000004"):
         train.fit(ToyTask(toy_cfg(steps=8)), run, resume=True, **quiet)
     assert checkpoint.read_header(run / "checkpoints" / "step_00000004.eqx")["step"] == 4
 

@@ -77,7 +77,8 @@ def _fail(command: str, message, code: int = 2) -> int:
 def train_cli(argv: list[str] | None = None) -> int:
     "`xtts-book train hifigan|dvae --profile P --data DIR --out DIR [--resume] [--steps N] [--minutes M]`."
     from xtts_book.recipes import make_task, recipe
-    from xtts_book.train import CheckpointError, NonFiniteError, RunFolderError, TrainConfig, fit, init_distributed
+    from xtts_book.checkpoint import CheckpointError, RunFolderError
+    from xtts_book.train import NonFiniteError, TrainConfig, fit, init_distributed
     p = argparse.ArgumentParser(prog="xtts-book train", description="Train HiFi-GAN or the DVAE (resumable).")
     p.add_argument("model", choices=["hifigan", "dvae"])
     p.add_argument("--profile", choices=list(PROFILES), default=None, help="model sizes and recipe (default: active)")
