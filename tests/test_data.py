@@ -354,3 +354,21 @@ def test_ljspeech_download_path(tmp_path):
     assert (data_root() / "LJSpeech-1.1" / "metadata.csv").exists()
     with pytest.raises(RuntimeError, match="could not download"):
         data.fetch_ljspeech(tmp_path / "elsewhere", url=(tmp_path / "nope.tar.bz2").as_uri())
+
+
+def test_asterisk_other_languages_from_a_fabricated_tree(tmp_path):
+    "The Spanish, Italian and Russian prompts: prefixed ids, the voice as the speaker, transcripts with a BOM."
+    import G722
+    root = tmp_path / "root"
+    voice = root / "usr/share/asterisk/sounds/it_IT_m_Carlo"
+    voice.mkdir(parents=True)
+    speech = espeak_synthesize("Grazie.", "it", 160, sr=16000)
+    (voice / "auth-thankyou.g722").write_bytes(bytes(G722.G722(16000, 64000).encode(np.round(speech * 32767).astype(np.int16))))
+    doc = root / "usr/share/doc/asterisk-core-sounds-it"
+    doc.mkdir(parents=True)
+    (doc / "core-sounds-it.txt.gz").write_bytes(gzip.compress("\ufeff; Core Asterisk Sounds in Italian\nauth-thankyou: Grazie.\n".encode()))
+    utts, skipped = sources.asterisk_utterances(root, "it")
+    assert [(u.id, u.speaker, u.text) for u in utts] == [("it_auth-thankyou", "it_IT_m_Carlo", "Grazie.")] and not skipped
+    assert sources.asterisk_packages("ru") == ("asterisk-core-sounds-ru-g722", "asterisk-core-sounds-ru")
+    with pytest.raises(ValueError, match="expected one of"):
+        sources.asterisk_packages("fr")

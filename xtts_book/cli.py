@@ -20,7 +20,7 @@ def corpus_cli(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xtts-book corpus", description="build or inspect a corpus")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build a corpus directory (a no-op when it is up to date)")
-    b.add_argument("--source", required=True, help="asterisk | espeak | ljspeech | PATH (LJSpeech layout or any audio folder)")
+    b.add_argument("--source", required=True, help="asterisk | asterisk-multi | espeak | ljspeech | PATH (LJSpeech layout or any audio folder)")
     b.add_argument("--out", default=None, help="corpus directory (default: DATA_ROOT/corpora/<source>)")
     b.add_argument("--limit", type=int, default=None, help="use only the first N utterances")
     b.add_argument("--val-fraction", type=float, default=0.05, help="fraction of ids in the validation split")
@@ -166,7 +166,7 @@ def eval_cli(argv: list[str] | None = None) -> int:
     if a.clips is not None and a.clips < 1:
         p.error(f"--clips {a.clips}: must be >= 1")
     if a.data is None:
-        a.data = str(default_corpus(profile))
+        a.data = str(default_corpus(profile, for_eval=True))
     if not Path(a.data).is_dir():
         return _fail("eval", f"--data {a.data}: no such corpus folder")
     try:

@@ -71,10 +71,10 @@ def build_corpus(source: str, out=None, *, limit: int | None = None, val_fractio
                  silence_db: float = -50.0, force: bool = False, progress: bool = True, **options) -> Path:
     """Build (or reuse) a corpus directory from `source`: WAVs, `manifest.jsonl`, `skipped.jsonl`, `cache/audio.npy`.
 
-    **Arguments:** `source` `asterisk`|`espeak`|`ljspeech`|a path, `out` the corpus dir (default
+    **Arguments:** `source` `asterisk`|`asterisk-multi`|`espeak`|`ljspeech`|a path, `out` the corpus dir (default
     `data_root()/corpora/<name>`), `limit` the first n utterances, `val_fraction` of ids in validation,
     `silence_db` peak level below which a clip is skipped as silent, `force` rebuild. **Returns:** the corpus dir."""
-    name = source if source in ("asterisk", "espeak", "ljspeech") else Path(source).name
+    name = source if source in ("asterisk", "asterisk-multi", "espeak", "ljspeech") else Path(source).name
     out = Path(out) if out is not None else data_root() / "corpora" / _safe_id(name)
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -228,14 +228,16 @@ def corpus_mel_norms(corpus_dir) -> np.ndarray:
     save_mel_norms(path, norms)
     return norms
 
-def default_corpus(profile: str | None = None, *, progress: bool = True) -> Path:
-    "The profile's corpus, built on first use: `ci` a tiny 12-clip espeak corpus (3 voices), `cpu`/`gpu` asterisk."
-    which = pick({"ci": "espeak-ci", "cpu": "asterisk", "gpu": "asterisk"}, profile)
+def default_corpus(profile: str | None = None, *, for_eval: bool = False, progress: bool = True) -> Path:
+    """The profile's corpus, built on first use: `ci` a tiny 12-clip espeak corpus (3 voices); `cpu` trains on the
+    four Asterisk voices (`asterisk-multi`, English, Spanish, Italian, Russian) and, with `for_eval`, scores the
+    English ones (`asterisk`: the recogniser is English); `gpu` the English Asterisk prompts (or pass LJSpeech)."""
+    which = pick({"ci": "espeak-ci", "cpu": "asterisk" if for_eval else "asterisk-multi", "gpu": "asterisk"}, profile)
     out = data_root() / "corpora" / which
     if which == "espeak-ci":
         return build_corpus("espeak", out, limit=12, voices=ESPEAK_VOICES[:3], rates=ESPEAK_RATES[:3],
                             val_fraction=0.1, progress=progress)
-    return build_corpus("asterisk", out, progress=progress)
+    return build_corpus(which, out, progress=progress)
 
 # %% ../nbs/04_data.ipynb 21
 def segment_batch(wavs: list[np.ndarray], step: int, *, segment_size: int = 8192, batch_size: int = 16,
