@@ -125,3 +125,12 @@ def test_dvae_step_guard_and_bf16():
         assert int(m["skipped"]) == 1 and same((before.model, before.ema, before.opt), (after.model, after.ema, after.opt))
         val, _ = task.validate(st)
         assert 0 < val["val/recon"] < 100 and val["val/perplexity"] >= 1
+
+
+def test_warmup_with_a_multi_resolution_stft_loss(tmp_path):
+    "stft_weight adds Parallel WaveGAN's loss to the generator's: logged, finite, and the run trains."
+    cfg = recipes.recipe("hifigan", "ci", stft_weight=1.0, steps=2, warmup_steps=2)
+    s = train.fit(recipes.make_task(cfg, disc_factory=tiny_discriminators), tmp_path / "r", **quiet)
+    recs = [r for r in checkpoint.read_metrics(tmp_path / "r") if "mr_stft" in r]
+    assert s["step"] == 2 and len(recs) == 2 and all(math.isfinite(r["mr_stft"]) and r["mr_stft"] > 0 for r in recs)
+    assert all(r["loss_g"] > 45 * r["mel_l1"] for r in recs)

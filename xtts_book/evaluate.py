@@ -80,7 +80,7 @@ def load_training_state(path):
     try:
         like = eqx.filter_eval_shape(init_state, cfg, jr.PRNGKey(0))
         state, header = load_checkpoint(path, like)
-    except (ValueError, RuntimeError, EOFError, TypeError) as e:
+    except Exception as e:                              # equinox's TreePathError, EOFError, a JSON error, ...
         raise ValueError(f"{path}: does not hold the {cfg.model} training state its header describes "
                          f"(profile {cfg.profile}); a checkpoint of an older layout or a damaged file? ({e})") from None
     return state, header, path

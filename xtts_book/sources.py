@@ -279,7 +279,7 @@ def asterisk_utterances(root: Path | None = None, language: str = "en") -> tuple
                               text, speaker, str(f)))
     return utts, skipped
 
-# %% ../nbs/03_sources.ipynb 16
+# %% ../nbs/03_sources.ipynb 17
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
 LJSPEECH_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"

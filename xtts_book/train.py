@@ -45,6 +45,7 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: len(train set) // batch_size, as a PyTorch DataLoader would
     warmup_steps: int = 0  # HiFi-GAN only: generator-only mel-L1 steps before the GAN starts
     mel_weight: float = 45.0  # weight of the mel L1 in the generator loss
+    stft_weight: float = 0.0  # HiFi-GAN only: weight of a multi-resolution STFT loss (Parallel WaveGAN); 0: off
     dead_code_threshold: float = 0.0  # DVAE only: restart codes whose EMA count falls below it (XTTS: 0; chapter 08)
     mpd_periods: tuple = (2, 3, 5, 7, 11)  # HiFi-GAN only: the periods of the MPD
     msd_scales: int = 3  # HiFi-GAN only: how many of the MSD's three scales (1: the raw waveform only)
@@ -81,7 +82,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 1")
         for name in ("steps_per_epoch", "warmup_steps", "keep_every", "n_samples", "weight_decay", "mel_weight",
-                     "dead_code_threshold"):
+                     "stft_weight", "dead_code_threshold"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 0")
         for name, lo, hi in (("lr", 0.0, math.inf), ("lr_decay", 0.0, 1.0), ("val_seconds", 0.0, math.inf)):
