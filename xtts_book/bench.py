@@ -31,7 +31,7 @@ def _gen_configs(quick: bool) -> dict:
     return {"v1": V1, "v3": V3}
 
 def sizes(quick: bool, gpu: bool = False) -> dict:
-    "Batch sizes of every case: the brief's (4 x 8192 on CPU, 16 on GPU), or tiny ones under `--quick`."
+    "Batch sizes of every case: 4 x 8192 on CPU, 16 on GPU, or tiny ones under `--quick`."
     if quick:
         return {"infer_frames": 16, "gan_batch": 1, "segment": 2048, "dvae_batch": 1, "dvae_frames": 32,
                 "scale_batch": 2, "scale_segment": 8192}
