@@ -209,7 +209,7 @@ class Task:
         return replicate(state, self.mesh)
 
     def batch(self, step: int) -> np.ndarray:
-        "The host batch of `step` (a pure function of the seed and the step)."
+        "The host batch of `step` (a pure function of the random seed and the step)."
         raise NotImplementedError
 
     def train_step(self, state, batch, step: int):
