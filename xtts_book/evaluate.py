@@ -4,14 +4,14 @@
 
 # %% auto 0
 __all__ = ['METRICS', 'LOWER_IS_BETTER', 'COLUMNS', 'System', 'ground_truth_system', 'griffin_lim_system', 'hifigan_system',
-           'dvae_hifigan_system', 'converted_mel_system', 'load_training_state', 'checkpoint_info', 'load_generator',
-           'load_dvae', 'load_clips', 'score_clip', 'evaluate', 'summarize', 'results_table', 'check_targets',
-           'targets_markdown', 'training_curve', 'repo_root', 'git_commit', 'headline_markdown', 'runs_root',
-           'find_runs', 'save_listening_row', 'listening_row_html']
+           'dvae_hifigan_system', 'converted_mel_system', 'load_training_state', 'checkpoint_info', 'weights_info',
+           'load_generator', 'load_dvae', 'load_clips', 'score_clip', 'evaluate', 'summarize', 'results_table',
+           'check_targets', 'targets_markdown', 'training_curve', 'repo_root', 'git_commit', 'headline_markdown',
+           'runs_root', 'find_runs', 'export_weights', 'save_listening_row', 'listening_row_html']
 
 # %% ../nbs/20_evaluation.ipynb 2
 import html, json, os, subprocess, time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,9 +21,11 @@ import numpy as np
 import soundfile as sf
 
 from .audio import HOP, SAMPLE_RATE, dvae_mel, hifigan_mel, load_audio
-from .checkpoint import find_checkpoint, load_checkpoint, read_header, run_checkpoints
+from .checkpoint import (WeightsError, find_checkpoint, load_checkpoint, load_weights, read_header,
+                                  run_checkpoints, save_weights, weights_header)
 from .convert import is_official, load_hifigan_checkpoint
 from .data import load_manifest
+from .hifigan import Generator, GeneratorConfig
 from .inference import dvae_roundtrip, dvae_to_hifigan_mel, griffin_lim, vocode
 from .metrics import (align, as_wave, dnsmos, get_recognizer, mcd, mel_l1, mr_stft, pesq_wb, stoi,
                                word_errors)
@@ -31,6 +33,7 @@ from .recipes import init_state
 from .train import TrainConfig
 from .train_dvae import DVAEState
 from .train_gan import GANState
+from .vqvae import DiscreteVAE, DVAEConfig
 
 # %% ../nbs/20_evaluation.ipynb 6
 @dataclass
@@ -91,19 +94,43 @@ def checkpoint_info(header: dict, path) -> dict:
     return {"checkpoint": str(path), "model": header.get("model", cfg.get("model")), "profile": cfg.get("profile"),
             "step": header.get("step"), "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2)}
 
+def weights_info(header: dict, path) -> dict:
+    "What the results record about a weights file: the same fields as `checkpoint_info`, and the corpus."
+    return {"checkpoint": str(path), "model": header.get("model"), "profile": header.get("recipe", {}).get("profile"),
+            "step": header.get("step"), "train_minutes": header.get("train_minutes"), "corpus": header.get("corpus")}
+
+def _read_weights(path, model: str, build):
+    header = weights_header(path)
+    if header.get("model") != model:
+        raise WeightsError(f"{path}: weights of a {header.get('model')} model, not a {model} one")
+    try:
+        like = eqx.filter_eval_shape(build, header["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: its header does not describe a {model} ({e})") from None
+    tree, header = load_weights(path, like)
+    return tree, header
+
 def load_generator(path):
-    """The HiFi-GAN generator of a checkpoint or run folder (the `gen` field of its state), or the official V1
-    weights by name (`official:universal`, `official:lj`). **Returns:** `(generator, info)`."""
+    """The HiFi-GAN generator of a weights file, a checkpoint or a run folder (the `gen` field of its state), or
+    the official V1 weights by name (`official:universal`, `official:lj`). **Returns:** `(generator, info)`."""
     if is_official(path):
         return load_hifigan_checkpoint(path), {"checkpoint": str(path), "model": "hifigan", "profile": "official V1",
                                                "step": 2_500_000, "train_minutes": None}
+    if weights_header(path) is not None:
+        gen, header = _read_weights(path, "hifigan", lambda c: Generator(GeneratorConfig(**c), key=jr.PRNGKey(0)))
+        return gen, weights_info(header, path)
     state, header, path = load_training_state(path)
     if not isinstance(state, GANState):
         raise ValueError(f"{path}: a {header.get('model')} checkpoint, not a HiFi-GAN one")
     return state.gen, checkpoint_info(header, path)
 
 def load_dvae(path):
-    "The DVAE of a checkpoint or run folder. **Returns:** `(model, ema_state, mel_norms, info)`."
+    "The DVAE of a weights file, a checkpoint or a run folder. **Returns:** `(model, ema_state, mel_norms, info)`."
+    if weights_header(path) is not None:
+        build = lambda c: (*eqx.nn.make_with_state(DiscreteVAE)(DVAEConfig(**c), key=jr.PRNGKey(0)),
+                           np.zeros(int(c.get("channels", 80)), np.float32))
+        (model, ema, norms), header = _read_weights(path, "dvae", build)
+        return model, ema, np.asarray(norms), weights_info(header, path)
     state, header, path = load_training_state(path)
     if not isinstance(state, DVAEState):
         raise ValueError(f"{path}: a {header.get('model')} checkpoint, not a DVAE one")
@@ -340,7 +367,31 @@ def find_runs(model: str, profile: str | None = None, root=None) -> list[dict]:
             found.append({"run": str(ck.parent), **info})
     return sorted(found, key=lambda r: -(r["train_minutes"] or 0))
 
-# %% ../nbs/20_evaluation.ipynb 35
+# %% ../nbs/20_evaluation.ipynb 18
+def _relative(path) -> str:
+    "`path` relative to the repository when it lies inside it (no machine paths in the files we commit)."
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(repo_root().resolve()))
+    except ValueError:
+        return p.name
+
+def export_weights(checkpoint, out, *, dtype=None, corpus: str | None = None) -> Path:
+    """Write the inference weights of a training checkpoint or run folder to `out`: a HiFi-GAN run's generator, or
+    a DVAE run's model, EMA codebook and mel norms. `dtype='float16'` halves the file. The header names the model's
+    config, the recipe, the corpus (default: the checkpoint's), the steps and minutes of training and the commit."""
+    state, header, path = load_training_state(checkpoint)
+    if isinstance(state, GANState):
+        model, tree, config = "hifigan", state.gen, state.gen.config
+    else:
+        model, tree, config = "dvae", (state.model, state.ema, state.mel_norms), state.model.config
+    return save_weights(out, tree, {
+        "model": model, "config": asdict(config), "recipe": header.get("config", {}),
+        "corpus": corpus or header.get("corpus"), "step": header.get("step"),
+        "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
+        "commit": git_commit(), "source": _relative(path), "best": header.get("best")}, dtype=dtype)
+
+# %% ../nbs/20_evaluation.ipynb 38
 def save_listening_row(systems: list, clip: dict, folder, seconds: float = 4.0, heard: dict | None = None) -> Path:
     """Write `clip` through every system as 16-bit WAVs in `folder` (the first `seconds`), with a `row.json`:
     the clip's id and text, and per system its label, file and what the recogniser heard (`heard[system]`)."""

@@ -21,7 +21,7 @@ def dvae_config(profile: str | None = None, **overrides) -> DVAEConfig:
     "The `DVAEConfig` for `profile` (`ci`, `cpu`, `gpu`; default: the active one), with `overrides` applied."
     base = pick({
         "ci": DVAEConfig(num_tokens=32, codebook_dim=16, hidden_dim=16, num_resnet_blocks=1),
-        "cpu": DVAEConfig(num_tokens=256, codebook_dim=64, hidden_dim=128, num_resnet_blocks=3),
+        "cpu": DVAEConfig(num_tokens=1024, codebook_dim=64, hidden_dim=128, num_resnet_blocks=3),
         "gpu": DVAEConfig(),
     }, profile)
     return dataclasses.replace(base, **overrides)

@@ -301,9 +301,10 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log) -> dic
     log(f"train {task.name} [{cfg.profile}]: steps {step} -> {total}, time budget {budget}, "
         f"{len(task.mesh.devices.flat)} device(s) {jax.devices()[0].platform}, out {out}")
 
+    corpus = Path(task.data_dir).name if getattr(task, "data_dir", None) else None   # the folder's name, not its path
     def header_now(**kw):
         return {"step": step, "epoch": step // task.steps_per_epoch, "elapsed_s": elapsed0 + time.monotonic() - t0,
-                "best": best, "data": {"seed": cfg.seed, "position": step}, "model": task.name,
+                "best": best, "data": {"seed": cfg.seed, "position": step}, "model": task.name, "corpus": corpus,
                 "config": asdict(cfg), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **kw}
 
     def save(best_one: bool = False, **kw):
