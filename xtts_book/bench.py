@@ -204,7 +204,7 @@ def _jax_case(case: str, quick: bool, weights: Path):
         y = inp["y"]
         cfg = T.TrainConfig(model="hifigan", profile="ci", batch_size=y.shape[0], segment_size=y.shape[1])
         mesh = T.make_mesh()
-        gan_step, _ = make_gan_steps(cfg, T.make_optimizer(cfg), T.make_optimizer(cfg), 1000, mesh)
+        gan_step, *_ = make_gan_steps(cfg, T.make_optimizer(cfg), T.make_optimizer(cfg), 1000, mesh)
         # the training state as the loop builds it, with the reference's weights in place of the random ones
         # (AdamW's fresh moments are zeros either way)
         state = init_gan_state(cfg, _gen_configs(quick)[name], jr.key(0))

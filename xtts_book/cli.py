@@ -90,8 +90,13 @@ def train_cli(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=_positive(int), default=None, help="total steps (default: the recipe's)")
     p.add_argument("--minutes", type=_positive(float), default=None, help="wall-clock budget of this call")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
+    p.add_argument("--init-from", metavar="WEIGHTS", help="HiFi-GAN: start the generator from official:universal, "
+                   "official:lj, a weights file or a run (fine-tuning; the discriminators start fresh)")
+    p.add_argument("--input-dvae", metavar="WEIGHTS", help="HiFi-GAN: train on this DVAE's decoded mels (a weights "
+                   "file or a run), with the real audio as the target")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    a.set += [f"init_from={a.init_from}"] * bool(a.init_from) + [f"input_dvae={a.input_dvae}"] * bool(a.input_dvae)
     out = Path(a.out)
     overrides = {}
     for kv in a.set:

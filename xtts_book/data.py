@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['MIN_SAMPLES', 'CORPUS_VERSION', 'split_of', 'build_corpus', 'load_manifest', 'load_skipped', 'load_split',
-           'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch']
+           'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch', 'paired_segment_batch']
 
 # %% ../nbs/04_data.ipynb 2
 import hashlib
@@ -18,7 +18,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .audio import (
-    SAMPLE_RATE, AudioError, load_audio, is_silent, peak_db, compute_mel_norms, save_mel_norms, load_mel_norms)
+    HOP, N_MELS, SAMPLE_RATE, AudioError, load_audio, is_silent, peak_db, compute_mel_norms, save_mel_norms, load_mel_norms)
 from .profile import pick
 from .sources import ESPEAK_RATES, ESPEAK_VOICES, _safe_id, data_root, source_utterances
 from .sources import *  # re-exported: the sources stay importable from xtts_book.data
@@ -260,3 +260,29 @@ def segment_batch(wavs: list[np.ndarray], step: int, *, segment_size: int = 8192
         else:
             out[b, : len(w)] = w
     return out
+
+# %% ../nbs/04_data.ipynb 24
+def paired_segment_batch(wavs: list[np.ndarray], mels: list[np.ndarray], step: int, *, segment_size: int = 8192,
+                         batch_size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random training segments with their input mels, a pure function of `(seed, step)`.
+
+    **Arguments:** `wavs` float [t] waves and `mels` their input mels [80, t // 256] (frame f covers samples 256 f
+    onwards), `segment_size` a multiple of 256. **Returns:** `(y [batch, segment_size], mel [batch, 80, segment_size // 256])`;
+    short clips are zero-padded (their mels with the silence floor, ln 1e-5)."""
+    if len(wavs) != len(mels) or not len(wavs):
+        raise ValueError(f"paired_segment_batch: need one mel per wave, got {len(wavs)} waves and {len(mels)} mels")
+    if segment_size <= 0 or segment_size % HOP or batch_size <= 0 or step < 0:
+        raise ValueError(f"paired_segment_batch: need segment_size a positive multiple of {HOP}, batch_size > 0, "
+                         f"step >= 0 (got {segment_size}, {batch_size}, {step})")
+    frames = segment_size // HOP
+    rng = np.random.default_rng([int(seed), int(step)])
+    y = np.zeros((batch_size, segment_size), np.float32)
+    m = np.full((batch_size, N_MELS, frames), np.log(1e-5), np.float32)
+    for b in range(batch_size):
+        i = int(rng.integers(len(wavs)))
+        w, mel = wavs[i], mels[i]
+        start = int(rng.integers(0, max(mel.shape[1] - frames, 0) + 1))
+        mel = mel[:, start: start + frames]
+        wav = w[start * HOP: (start + mel.shape[1]) * HOP]
+        y[b, : len(wav)], m[b, :, : mel.shape[1]] = wav, mel
+    return y, m

@@ -82,8 +82,17 @@ def recipe(model: str, profile: str | None = None, **overrides) -> TrainConfig:
 
 def make_task(cfg: TrainConfig, data_dir=None, mesh=None, **options) -> Task:
     """The `Task` that trains `cfg.model` on the corpus in `data_dir` (default: the profile's corpus), with the
-    profile's model; `options` go to the task (e.g. `disc_factory` for HiFi-GAN)."""
+    profile's model; `options` go to the task (e.g. `disc_factory` for HiFi-GAN). A HiFi-GAN recipe's `init_from`
+    (generator weights: `official:universal`, a weights file, a run) sets the generator it starts from, and its
+    `input_dvae` (a DVAE's weights or run) the mels the generator hears: that DVAE's decoded mels."""
     if cfg.model == "hifigan":
+        from .evaluate import load_dvae, load_generator          # the readers of every weights format
+        from .inference import dvae_hifigan_mel
+        if cfg.init_from and "init_gen" not in options:
+            options["init_gen"] = load_generator(cfg.init_from)[0]
+        if cfg.input_dvae and "input_mel" not in options:
+            dvae, ema, norms, _ = load_dvae(cfg.input_dvae)
+            options["input_mel"] = lambda w: dvae_hifigan_mel(dvae, ema, norms, w)
         return HifiganTask(cfg, data_dir, mesh, generator=generator_config(cfg.profile),
                            grouped_conv=grouped_conv(cfg.profile), **options)
     return DVAETask(cfg, data_dir, mesh, model=dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold),

@@ -44,6 +44,9 @@ class TrainConfig:
     lr_decay: float = 0.999  # ExponentialLR gamma, applied once per epoch
     steps_per_epoch: int = 0  # 0: len(train set) // batch_size, as a PyTorch DataLoader would
     warmup_steps: int = 0  # HiFi-GAN only: generator-only mel-L1 steps before the GAN starts
+    disc_warmup_steps: int = 0  # HiFi-GAN only: then discriminator-only steps (a fine-tune's fresh discriminators)
+    init_from: str = ""  # HiFi-GAN only: start the generator from these weights (official:universal, a weights file, a run)
+    input_dvae: str = ""  # HiFi-GAN only: the generator hears this DVAE's decoded mels, not the clip's own mel
     mel_weight: float = 45.0  # weight of the mel L1 in the generator loss
     stft_weight: float = 0.0  # HiFi-GAN only: weight of a multi-resolution STFT loss (Parallel WaveGAN); 0: off
     dead_code_threshold: float = 0.0  # DVAE only: restart codes whose EMA count falls below it (XTTS: 0; chapter 08)
@@ -81,7 +84,7 @@ class TrainConfig:
                      "keep_last", "max_bad_steps", "val_utterances"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 1")
-        for name in ("steps_per_epoch", "warmup_steps", "keep_every", "n_samples", "weight_decay", "mel_weight",
+        for name in ("steps_per_epoch", "warmup_steps", "disc_warmup_steps", "keep_every", "n_samples", "weight_decay", "mel_weight",
                      "stft_weight", "dead_code_threshold"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 0")
@@ -169,7 +172,9 @@ def mesh_shardings(mesh) -> tuple:
     return (jax.sharding.NamedSharding(mesh, P()), jax.sharding.NamedSharding(mesh, P("batch")))
 
 def shard_batch(batch: np.ndarray, mesh) -> Array:
-    "Put a host batch (the GLOBAL batch, same on every host) on the mesh, split over `batch`."
+    "Put a host batch (the GLOBAL batch, same on every host; or a tuple of them) on the mesh, split over `batch`."
+    if isinstance(batch, tuple):
+        return tuple(shard_batch(b, mesh) for b in batch)
     n = mesh.devices.size
     if batch.shape[0] % n:
         raise ValueError(f"batch of {batch.shape[0]} does not split over {n} devices: "

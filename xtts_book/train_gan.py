@@ -15,9 +15,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Int, PyTree
+from tqdm.auto import tqdm
 
 from .audio import HOP, SAMPLE_RATE, hifigan_mel
-from .data import segment_batch
+from .data import paired_segment_batch, segment_batch
 from .discriminators import (MultiPeriodDiscriminator, MultiScaleDiscriminator, discriminate,
                                       discriminator_loss, feature_loss, generator_loss, mel_loss)
 from .hifigan import Generator, GeneratorConfig
@@ -84,9 +85,10 @@ def mel_l1(y, y_hat) -> Array:
 def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *, losses=None):
     """Build the two jitted HiFi-GAN steps for `cfg` on `mesh`.
 
-    **Returns:** `(gan_step, warmup_step)`, each `(GANState, y[b, n]) -> (GANState, metrics)`:
+    **Returns:** `(gan_step, warmup_step, disc_step)`, each `(GANState, batch) -> (GANState, metrics)` where a
+    batch is the waves `y[b, n]` (the generator hears their own mels) or a pair `(y, mel[b, 80, n // 256])`:
     `gan_step` updates the discriminators, then the generator against the UPDATED discriminators;
-    `warmup_step` trains the generator on the weighted mel L1 alone. `losses`: `(d_loss, adv_loss, fm_loss)`
+    `warmup_step` trains the generator on the weighted mel L1 alone; `disc_step` the discriminators alone. `losses`: `(d_loss, adv_loss, fm_loss)`
     (default: the official ones of `discriminators`).
     """
     if losses is None:
@@ -95,11 +97,13 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
     replicated, batched = mesh_shardings(mesh)
     dt = jnp.bfloat16 if cfg.mixed_precision else None
 
-    def inputs(state, y):
+    def inputs(state, batch):
         state = eqx.filter_shard(state, replicated)
+        y, mel = batch if isinstance(batch, tuple) else (batch, None)
         y = eqx.filter_shard(y, batched)
+        mel = hifigan_mel(y) if mel is None else eqx.filter_shard(mel, batched)
         lr = learning_rate(cfg, state.step, steps_per_epoch)
-        return state, y, hifigan_mel(y), lr
+        return state, y, mel, lr
 
     def d_loss(discs, states, y3, y_hat):
         (mpd, msd), (sp, ss) = discs, states
@@ -172,7 +176,21 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
         new = eqx.filter_shard(commit(ok, new, state), replicated)
         return new, {"loss_g": lg, **parts, "lr": lr, "skipped": new.skipped, "streak": new.streak}
 
-    return gan_step, warmup_step
+    @eqx.filter_jit(donate="all")
+    def disc_step(state: GANState, y):
+        state, y, mel, lr = inputs(state, y)
+        y_hat = jax.lax.stop_gradient(_run_gen(state.gen, mel, dt))
+        discs, states = (state.mpd, state.msd), (state.mpd_state, state.msd_state)
+        (ld, (states, dparts)), d_grads = eqx.filter_value_and_grad(d_loss, has_aux=True)(
+            discs, states, y[:, None, :], y_hat)
+        upd, od = opt_d.update(d_grads, set_lr(state.opt_d, lr), eqx.filter(discs, eqx.is_array))
+        discs = eqx.apply_updates(discs, upd)
+        new = eqx.tree_at(lambda s: (s.mpd, s.msd, s.mpd_state, s.msd_state, s.opt_d), state, (*discs, *states, od))
+        ok = jnp.isfinite(ld) & all_finite(d_grads)
+        new = eqx.filter_shard(commit(ok, new, state), replicated)
+        return new, {"loss_d": ld, **dparts, "lr": lr, "skipped": new.skipped, "streak": new.streak}
+
+    return gan_step, warmup_step, disc_step
 
 # %% ../nbs/14_train_gan.ipynb 11
 def _val_clips(wavs, n: int, seconds: float):
@@ -220,43 +238,65 @@ class HifiganTask(Task):
     best_metric = "val/mel_l1"
 
     def __init__(self, config: TrainConfig, data_dir=None, mesh=None, *, generator: GeneratorConfig,
-                 disc_factory: Callable | None = None, grouped_conv: str = "per_group"):
+                 disc_factory: Callable | None = None, grouped_conv: str = "per_group", init_gen=None,
+                 input_mel: Callable | None = None):
+        """`init_gen`: a `Generator` to start from (fine-tuning; its config replaces `generator`); `input_mel`:
+        wave [t] -> the mel [80, t // 256] the generator hears (default: the clip's own `hifigan_mel`), computed
+        once per clip here."""
         super().__init__(config, mesh)
         cfg = config
         self.data_dir, self.train_wavs, self.val_wavs = load_corpus(data_dir, cfg.profile)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_wavs) // cfg.batch_size)
-        self.generator, self.disc_factory, self.grouped_conv = generator, disc_factory, grouped_conv
+        generator = generator if init_gen is None else init_gen.config
+        self.generator, self.disc_factory, self.grouped_conv, self.init_gen = generator, disc_factory, grouped_conv, init_gen
+        self.input_mel = input_mel
+        self.train_mels = None if input_mel is None else [
+            input_mel(w) for w in tqdm(self.train_wavs, desc="input mels", leave=False, disable=None)]
         self.opt_g, self.opt_d = make_optimizer(cfg), make_optimizer(cfg)
-        self._gan, self._warm = make_gan_steps(cfg, self.opt_g, self.opt_d, self.steps_per_epoch, self.mesh)
+        self._gan, self._warm, self._disc = make_gan_steps(cfg, self.opt_g, self.opt_d, self.steps_per_epoch, self.mesh)
         y, frames = _val_clips(self.val_wavs, cfg.val_utterances, cfg.val_seconds)
         self._val_y, self._val_frames = y, frames
         replicated, _ = mesh_shardings(self.mesh)
 
         @eqx.filter_jit
-        def val_fn(gen, y, frames):
-            y_hat = _run_gen(gen, hifigan_mel(y))[:, 0]
+        def val_fn(gen, y, mel, frames):
+            y_hat = _run_gen(gen, mel)[:, 0]
             a, b = hifigan_mel(y, fmax=None), hifigan_mel(y_hat, fmax=None)
             mask = (jnp.arange(a.shape[-1])[None, :] < frames[:, None]).astype(a.dtype)
             per = jnp.sum(jnp.abs(a - b) * mask[:, None, :], axis=(1, 2)) / (a.shape[1] * frames)
             return jnp.mean(per), y_hat
         self._val_fn = val_fn
-        self._val_dev = jax.device_put((y, frames), replicated)
+        self._val_dev = jax.device_put((y, self._mels(y), frames), replicated)
+
+    def _mels(self, y) -> np.ndarray:
+        "The input mels of waves `y` [n, L]: [n, 80, L // 256]."
+        if self.input_mel is None:
+            return np.asarray(hifigan_mel(jnp.asarray(y)))
+        return np.stack([self.input_mel(w) for w in np.asarray(y)])
 
     def init(self, key) -> GANState:
-        return init_gan_state(self.config, self.generator, key, disc_factory=self.disc_factory,
-                              grouped_conv=self.grouped_conv)
+        state = init_gan_state(self.config, self.generator, key, disc_factory=self.disc_factory,
+                               grouped_conv=self.grouped_conv)
+        return state if self.init_gen is None else eqx.tree_at(lambda s: s.gen, state, self.init_gen)
 
-    def batch(self, step: int) -> np.ndarray:
+    def batch(self, step: int):
         c = self.config
+        if self.train_mels is not None:
+            return paired_segment_batch(self.train_wavs, self.train_mels, step, segment_size=c.segment_size,
+                                        batch_size=c.batch_size, seed=c.seed)
         return segment_batch(self.train_wavs, step, segment_size=c.segment_size, batch_size=c.batch_size, seed=c.seed)
 
     def train_step(self, state, batch, step: int):
-        return (self._warm if step < self.config.warmup_steps else self._gan)(state, batch)
+        "Generator warm-up (`warmup_steps`), then discriminators alone (`disc_warmup_steps`), then the GAN."
+        c = self.config
+        if step < c.warmup_steps:
+            return self._warm(state, batch)
+        return (self._disc if step < c.warmup_steps + c.disc_warmup_steps else self._gan)(state, batch)
 
     def generate(self, state, y):
-        "Vocode the validation clips `y` [n, L] (their HiFi-GAN mels) with the current generator."
-        return self._val_fn(state.gen, *jax.device_put((y, np.array([y.shape[1] // HOP] * len(y), np.int32)),
-                                                        mesh_shardings(self.mesh)[0]))[1]
+        "Vocode the validation clips `y` [n, L] (from their input mels) with the current generator."
+        args = (y, self._mels(y), np.array([y.shape[1] // HOP] * len(y), np.int32))
+        return self._val_fn(state.gen, *jax.device_put(args, mesh_shardings(self.mesh)[0]))[1]
 
     def validate(self, state):
         err, y_hat = self._val_fn(state.gen, *self._val_dev)
