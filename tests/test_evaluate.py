@@ -187,12 +187,21 @@ def test_summary_table_and_targets():
     assert table.count("\n") == 4 and "| HiFi-GAN | 60 |" in table
     targets = evaluate.check_targets(res)
     t = lambda start: next(x for x in targets if x["target"].startswith(start))
-    assert t("HiFi-GAN beats Griffin-Lim by")["holds"] is True
-    assert t("HiFi-GAN beats Griffin-Lim by")["value"] == pytest.approx(0.8)
-    assert t("HiFi-GAN beats Griffin-Lim on MR-STFT")["holds"] is True
-    assert t("HiFi-GAN WER within 5")["value"] == pytest.approx(10.0)
-    assert t("HiFi-GAN WER within 5")["holds"] is False
-    assert t("DVAE -> HiFi-GAN WER")["holds"] is None
+    assert t("HiFi-GAN PESQ-wb above Griffin-Lim's")["holds"] is True
+    assert t("HiFi-GAN PESQ-wb above Griffin-Lim's")["value"] == pytest.approx(0.8)
+    assert t("HiFi-GAN PESQ-wb above Griffin-Lim's")["ci"] == pytest.approx(1.96 * 0.1 / np.sqrt(3))
+    assert t("HiFi-GAN DNSMOS")["holds"] is None                  # no DNSMOS column in these rows
+    assert t("HiFi-GAN WER no more than 3")["holds"] is None       # no official row to compare with
+    assert t("DVAE -> official V1 WER")["holds"] is None
+    # with the official row: the WER target, and the share of the gap closed
+    for i in range(3):
+        rows.append({"id": f"c{i}", "system": "official_universal", "pesq_wb": 3.5, "mr_stft": 1.2, "errors": 1, "words": 10, "rtf": 0.1})
+    res["systems"]["official_universal"] = {"label": "Official", "train_minutes": None}
+    res["summary"] = evaluate.summarize(res)
+    targets = evaluate.check_targets(res)
+    assert t("HiFi-GAN WER no more than 3")["value"] == pytest.approx(10.0)
+    assert t("HiFi-GAN WER no more than 3")["holds"] is False
+    assert t("HiFi-GAN: share of the Griffin-Lim -> official V1 gap closed on PESQ")["value"] == pytest.approx(0.8)
     assert "**not yet**" in evaluate.targets_markdown(targets)
 
 

