@@ -60,3 +60,17 @@ def test_bad_init_from_is_one_line(weights, tmp_path, capsys):
     assert weights_header(cut) is not None
     with pytest.raises(WeightsError, match="cut short"):
         load_generator(cut)
+
+
+def test_a_finetuned_checkpoint_reads_back_as_its_own_generator(weights, tmp_path):
+    "A fine-tune's generator has the sizes of the weights it started from, not the profile's: the header says so."
+    from xtts_book.evaluate import load_training_state
+    from xtts_book.hifigan import GeneratorConfig
+    from xtts_book.train import fit
+    big = GeneratorConfig(upsample_initial_channel=48, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),))
+    from xtts_book.hifigan import Generator
+    cfg = recipe("hifigan", "ci", steps=1, warmup_steps=1, val_every=1, ckpt_every=1)
+    task = make_task(cfg, init_gen=Generator(big, key=jr.PRNGKey(3)))
+    fit(task, tmp_path / "ft", progress=False, log=lambda *a: None)
+    state, header, _ = load_training_state(tmp_path / "ft")
+    assert state.gen.config == big and header["model_config"]["upsample_initial_channel"] == 48

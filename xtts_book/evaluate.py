@@ -81,7 +81,7 @@ def load_training_state(path):
     header = read_header(path)
     cfg = TrainConfig.from_dict(header.get("config", {}))
     try:
-        like = eqx.filter_eval_shape(init_state, cfg, jr.PRNGKey(0))
+        like = eqx.filter_eval_shape(init_state, cfg, jr.PRNGKey(0), header.get("model_config"))
         state, header = load_checkpoint(path, like)
     except Exception as e:                              # equinox's TreePathError, EOFError, a JSON error, ...
         raise ValueError(f"{path}: does not hold the {cfg.model} training state its header describes "

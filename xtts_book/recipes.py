@@ -98,8 +98,12 @@ def make_task(cfg: TrainConfig, data_dir=None, mesh=None, **options) -> Task:
     return DVAETask(cfg, data_dir, mesh, model=dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold),
                     **options)
 
-def init_state(cfg: TrainConfig, key):
-    "A fresh training state for `cfg` with the profile's model: what `make_task(cfg).init(key)` gives, without loading a corpus."
+def init_state(cfg: TrainConfig, key, model_config: dict | None = None):
+    """A fresh training state for `cfg`: what `make_task(cfg).init(key)` gives, without loading a corpus. The model
+    is the profile's, or `model_config` (a checkpoint header's: a fine-tuned V1 in the `cpu` profile, say)."""
     if cfg.model == "hifigan":
-        return init_gan_state(cfg, generator_config(cfg.profile), key, grouped_conv=grouped_conv(cfg.profile))
-    return init_dvae_state(cfg, dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold), key)
+        gen = generator_config(cfg.profile) if model_config is None else GeneratorConfig(**model_config)
+        return init_gan_state(cfg, gen, key, grouped_conv=grouped_conv(cfg.profile))
+    dvae = (dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold) if model_config is None
+            else DVAEConfig(**model_config))
+    return init_dvae_state(cfg, dvae, key)

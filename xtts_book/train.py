@@ -8,7 +8,7 @@ __all__ = ['TrainConfig', 'make_optimizer', 'learning_rate', 'set_lr', 'all_fini
            'Task', 'load_corpus', 'fit']
 
 # %% ../nbs/13_training.ipynb 3
-import json, math, os, signal, threading, time
+import dataclasses, json, math, os, signal, threading, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -307,9 +307,11 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log) -> dic
         f"{len(task.mesh.devices.flat)} device(s) {jax.devices()[0].platform}, out {out}")
 
     corpus = Path(task.data_dir).name if getattr(task, "data_dir", None) else None   # the folder's name, not its path
+    model_config = getattr(task, "model_config", None)     # the model's sizes: a reader rebuilds it from the header
+    model_config = asdict(model_config) if dataclasses.is_dataclass(model_config) else None
     def header_now(**kw):
         return {"step": step, "epoch": step // task.steps_per_epoch, "elapsed_s": elapsed0 + time.monotonic() - t0,
-                "best": best, "data": {"seed": cfg.seed, "position": step}, "model": task.name, "corpus": corpus,
+                "best": best, "data": {"seed": cfg.seed, "position": step}, "model": task.name, "corpus": corpus, "model_config": model_config,
                 "config": asdict(cfg), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **kw}
 
     def save(best_one: bool = False, **kw):

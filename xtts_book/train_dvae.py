@@ -143,6 +143,10 @@ class DVAETask(Task):
     def init(self, key) -> DVAEState:
         return init_dvae_state(self.config, self.model, key, self.mel_norms)
 
+    @property
+    def model_config(self) -> DVAEConfig:
+        return self.model
+
     def batch(self, step: int) -> np.ndarray:
         c = self.config
         return segment_batch(self.train_wavs, step, segment_size=c.segment_size, batch_size=c.batch_size, seed=c.seed)

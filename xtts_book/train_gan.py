@@ -268,6 +268,10 @@ class HifiganTask(Task):
         self._val_fn = val_fn
         self._val_dev = jax.device_put((y, self._mels(y), frames), replicated)
 
+    @property
+    def model_config(self) -> GeneratorConfig:
+        return self.generator
+
     def _mels(self, y) -> np.ndarray:
         "The input mels of waves `y` [n, L]: [n, 80, L // 256]."
         if self.input_mel is None:
