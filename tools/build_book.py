@@ -194,6 +194,18 @@ def skip_reason(source, profile):
     return None
 
 
+USES = re.compile(r"^(uses [^\n]+|wrote results/[^\n]+)$", re.M)
+
+
+def used_by(path) -> list[str]:
+    """What an executed chapter says it used and wrote: its output lines `uses ROLE: PATH (...)` (the weights or runs
+    behind a table) and `wrote results/...` (the results files it rewrote)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    text = "\n".join("".join(o.get("text", "")) for c in nb.get("cells", []) if c.get("cell_type") == "code"
+                     for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    return USES.findall(text)
+
+
 def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
     """Step 2: execute one notebook in place in `profile`; returns seconds; raises SystemExit naming it on failure."""
     import nbformat
@@ -597,15 +609,19 @@ def main(argv=None):
     if not args.no_execute:
         todo = select(chapters, args.only)
         build_corpus(args.profile)
-        times = []
+        times, uses = [], {}
         for c in todo:
             print(f"[execute] {c.path.name} (profile {args.profile}) ...", flush=True)
             dt = execute_notebook(c.path, args.profile, timeout=args.timeout, failed_dir=site.parent / "_failed")
             clean_notebook(c.path)
             times.append((c.name, dt))
+            uses[c.name] = used_by(c.path)
             print(f"[execute] {c.path.name}: {dt:.1f} s", flush=True)
         if any(c.name == "index" for c in todo):
             write_readme()  # README.md is the front page's text, results table included
+        for name, lines in uses.items():                # which weights and results each chapter used
+            for line in lines:
+                print(f"[uses] {name}: {line}", flush=True)
         if times:
             print("[execute] times: " + ", ".join(f"{n} {t:.0f} s" for n, t in times)
                   + f"; total {sum(t for _, t in times):.0f} s", flush=True)
