@@ -167,6 +167,11 @@ def test_dvae_to_hifigan_mel(real_speech):
     assert conv.shape == direct.shape
     loud = direct > np.log(3e-3)                                  # above the DVAE mel's power floor
     assert np.abs(conv - direct)[loud].mean() < 0.6
+    # the DVAE's input level (chapter 07: waves 20 dB down) is undone on the way out: the same mel where it is loud
+    quiet = compute_mel_norms([0.1 * wav])
+    assert quiet.max() < norms.max() - 1                        # every bin's mean log power moves away from zero
+    conv_q = inference.dvae_to_hifigan_mel(np.asarray(dvae_mel(0.1 * wav, quiet)), quiet) - np.log(0.1)
+    assert np.abs(conv_q - conv)[loud].mean() < 0.15          # (without the correction: 2.3 = -ln 0.1)
     with pytest.raises(ValueError, match="DVAE mel"):
         inference.dvae_to_hifigan_mel(np.zeros((80, 1)))
 

@@ -39,8 +39,9 @@ def test_init_from_and_input_dvae(weights):
     want, _ = load_generator(weights / "hifigan.eqx")
     for a, b in zip(leaves(state.gen), leaves(want)):
         np.testing.assert_array_equal(a, b)                  # the generator starts from the file, not from a fresh draw
-    dvae, ema, norms, _ = load_dvae(weights / "dvae.eqx")
-    np.testing.assert_allclose(task.train_mels[0], dvae_hifigan_mel(dvae, ema, norms, task.train_wavs[0]), atol=1e-5)
+    dvae, ema, norms, info = load_dvae(weights / "dvae.eqx")
+    assert info["input_gain"] == 0.1                         # the DVAE recipes hear the waves 20 dB down
+    np.testing.assert_allclose(task.train_mels[0], dvae_hifigan_mel(dvae, ema, norms, task.train_wavs[0], 0.1), atol=1e-5)
     y, mel = task.batch(0)                                   # pairs: the real audio and the DVAE's mel of it
     assert y.shape == (cfg.batch_size, cfg.segment_size) and mel.shape == (cfg.batch_size, 80, cfg.segment_size // 256)
     from xtts_book.train import shard_batch

@@ -201,7 +201,7 @@ def eval_cli(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError, ImportError, OSError) as e:
             return _fail("eval", f"--dvae {a.dvae}: {e}")
         dinfo = {**dinfo, "vocoder": info}
-        systems.append(converted_mel_system(gen, norms, info))
+        systems.append(converted_mel_system(gen, norms, info, dinfo.get("input_gain", 1.0)))
         systems.append(dvae_hifigan_system(dvae, ema, norms, gen, dinfo))
         print(f"  DVAE: {dinfo['checkpoint']} (step {dinfo['step']}, {dinfo['train_minutes']} min)")
     else:
@@ -247,7 +247,8 @@ def eval_cli(argv: list[str] | None = None) -> int:
         from xtts_book.audio import dvae_mel
         from xtts_book.codebook import entropy_bits, usage
         from xtts_book.inference import dvae_codes
-        codes = np.concatenate([dvae_codes(dvae, ema, dvae_mel(c["wav"], norms)) for c in clips])
+        g = np.float32(dinfo.get("input_gain", 1.0))
+        codes = np.concatenate([dvae_codes(dvae, ema, dvae_mel(g * c["wav"], norms)) for c in clips])
         counts = usage(codes, dvae.config.num_tokens)
         results["codes"] = {"num_tokens": dvae.config.num_tokens, "used": int((counts > 0).sum()), "positions": int(codes.size),
                             "perplexity": float(2 ** entropy_bits(counts))}

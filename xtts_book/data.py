@@ -219,12 +219,13 @@ def corpus_stats(corpus_dir) -> dict:
             "train_minutes": float(secs[[r["split"] == "train" for r in rows]].sum() / 60),
             "shortest_s": float(secs.min()), "longest_s": float(secs.max()), "skipped": len(load_skipped(corpus_dir))}
 
-def corpus_mel_norms(corpus_dir) -> np.ndarray:
-    "The DVAE `mel_norms` of a corpus's training split (per-bin mean log power mel), cached as `mel_norms.npy`."
-    path = Path(corpus_dir) / "mel_norms.npy"
+def corpus_mel_norms(corpus_dir, gain: float = 1.0) -> np.ndarray:
+    """The DVAE `mel_norms` of a corpus's training split (per-bin mean log power mel) with the waves scaled by `gain`
+    (the DVAE's input level, chapter 07), cached as `mel_norms.npy` (or `mel_norms-gain0.1.npy`)."""
+    path = Path(corpus_dir) / ("mel_norms.npy" if gain == 1.0 else f"mel_norms-gain{gain:g}.npy")
     if path.exists():
         return load_mel_norms(path)
-    norms = compute_mel_norms(load_split(corpus_dir, "train"))
+    norms = compute_mel_norms(w * np.float32(gain) for w in load_split(corpus_dir, "train"))
     save_mel_norms(path, norms)
     return norms
 

@@ -27,7 +27,7 @@ from .checkpoint import (WeightsError, find_checkpoint, load_checkpoint, load_we
 from .convert import is_official, load_hifigan_checkpoint
 from .data import load_manifest
 from .hifigan import Generator, GeneratorConfig
-from .inference import dvae_roundtrip, dvae_to_hifigan_mel, griffin_lim, vocode
+from .inference import dvae_hifigan_mel, dvae_roundtrip, dvae_to_hifigan_mel, griffin_lim, vocode
 from .metrics import (align, as_wave, dnsmos, get_recognizer, mcd, mel_l1, mr_stft, pesq_wb, stoi,
                                word_errors)
 from .recipes import init_state
@@ -61,15 +61,17 @@ def hifigan_system(gen, info: dict | None = None, name: str = "hifigan", label: 
 def dvae_hifigan_system(dvae, ema, mel_norms, gen, info: dict | None = None, name: str = "dvae_hifigan",
                         label: str = "DVAE -> HiFi-GAN") -> System:
     "DVAE mel -> codes -> decoded mel -> converted to a HiFi-GAN mel -> HiFi-GAN."
+    gain = float((info or {}).get("input_gain", 1.0))   # the level the DVAE was trained to hear (chapter 07)
     def fn(w):
-        m = dvae_roundtrip(dvae, ema, dvae_mel(as_wave(w), mel_norms))
-        return vocode(gen, dvae_to_hifigan_mel(m, mel_norms))
+        return vocode(gen, dvae_hifigan_mel(dvae, ema, mel_norms, as_wave(w), gain))
     return System(name, label, fn, dict(info or {}))
 
-def converted_mel_system(gen, mel_norms=None, info: dict | None = None) -> System:
-    "The converter alone: the clip's (unquantised) DVAE mel -> HiFi-GAN mel -> HiFi-GAN."
-    return System("hifigan_converted", "HiFi-GAN, converted DVAE mel",
-                  lambda w: vocode(gen, dvae_to_hifigan_mel(dvae_mel(as_wave(w), mel_norms), mel_norms)), dict(info or {}))
+def converted_mel_system(gen, mel_norms=None, info: dict | None = None, gain: float = 1.0) -> System:
+    "The converter alone: the clip's (unquantised) DVAE mel at the DVAE's input `gain` -> HiFi-GAN mel -> HiFi-GAN."
+    def fn(w):
+        mel = dvae_mel(np.float32(gain) * as_wave(w), mel_norms)
+        return vocode(gen, dvae_to_hifigan_mel(mel, mel_norms) - np.float32(np.log(gain)))
+    return System("hifigan_converted", "HiFi-GAN, converted DVAE mel", fn, {**(info or {}), "input_gain": gain})
 
 # %% ../nbs/20_evaluation.ipynb 7
 def load_training_state(path):
@@ -94,12 +96,14 @@ def checkpoint_info(header: dict, path) -> dict:
     cfg = header.get("config", {})
     return {"checkpoint": str(path), "model": header.get("model", cfg.get("model")), "profile": cfg.get("profile"),
             "step": header.get("step"), "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
-            "init_from": cfg.get("init_from") or None, "input_dvae": cfg.get("input_dvae") or None}
+            "init_from": cfg.get("init_from") or None, "input_dvae": cfg.get("input_dvae") or None,
+            **({"input_gain": cfg.get("input_gain", 1.0)} if header.get("model", cfg.get("model")) == "dvae" else {})}
 
 def weights_info(header: dict, path) -> dict:
     "What the results record about a weights file: the same fields as `checkpoint_info`, and the corpus."
     return {"checkpoint": str(path), "model": header.get("model"), "profile": header.get("recipe", {}).get("profile"),
-            "step": header.get("step"), "train_minutes": header.get("train_minutes"), "corpus": header.get("corpus")}
+            "step": header.get("step"), "train_minutes": header.get("train_minutes"), "corpus": header.get("corpus"),
+            **({"input_gain": header.get("recipe", {}).get("input_gain", 1.0)} if header.get("model") == "dvae" else {})}
 
 def _read_weights(path, model: str, build):
     header = weights_header(path)

@@ -90,10 +90,12 @@ def dvae_griffin_lim(mel, mel_norms=None, n_iter: int = 32) -> np.ndarray:
     "Griffin-Lim of a (normalised) DVAE mel [80, F]: `dvae_to_hifigan_mel`, then `griffin_lim`. **Returns:** wave [256 (F - 1)]."
     return griffin_lim(dvae_to_hifigan_mel(mel, mel_norms), n_iter)
 
-def dvae_hifigan_mel(dvae, ema, mel_norms, wav) -> np.ndarray:
-    """What a vocoder downstream of the DVAE hears for a wave [t]: its DVAE mel through the codes and back, converted
-    to a HiFi-GAN mel. **Returns:** float32 [80, t // 256], frame for frame with `hifigan_mel(wav)`."""
-    return dvae_to_hifigan_mel(dvae_roundtrip(dvae, ema, dvae_mel(np.asarray(wav, np.float32), mel_norms)), mel_norms)
+def dvae_hifigan_mel(dvae, ema, mel_norms, wav, gain: float = 1.0) -> np.ndarray:
+    """What a vocoder downstream of the DVAE hears for a wave [t]: its DVAE mel (of the wave scaled by the DVAE's input
+    `gain`) through the codes and back, converted to a HiFi-GAN mel at the wave's own level.
+    **Returns:** float32 [80, t // 256], frame for frame with `hifigan_mel(wav)`."""
+    mel = dvae_mel(np.float32(gain) * np.asarray(wav, np.float32), mel_norms)
+    return dvae_to_hifigan_mel(dvae_roundtrip(dvae, ema, mel), mel_norms) - np.float32(np.log(gain))
 
 # %% ../nbs/11_inference.ipynb 11
 def vocode_long(gen, mel, chunk: int = 256, progress: Callable | None = None) -> np.ndarray:

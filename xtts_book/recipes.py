@@ -67,7 +67,8 @@ def recipe(model: str, profile: str | None = None, **overrides) -> TrainConfig:
     elif model == "dvae":
         # Adam as the DVAE trainers use it; the dead-code restart of chapter 08 (without it the codebook collapses
         # to one code at the first step: 0.1 codes per step is the threshold chapter 08 measured)
-        dvae = dict(lr=3e-4, b1=0.9, b2=0.999, lr_decay=1.0, dead_code_threshold=0.1)
+        # and chapter 07's input level: the waves 20 dB down, so that no bin's mean log power is near zero
+        dvae = dict(lr=3e-4, b1=0.9, b2=0.999, lr_decay=1.0, dead_code_threshold=0.1, input_gain=0.1)
         base = pick({
             "ci": dict(steps=4, batch_size=2, segment_size=4096, log_every=1, val_every=2, ckpt_every=2,
                        val_utterances=2, **dvae),
@@ -92,8 +93,8 @@ def make_task(cfg: TrainConfig, data_dir=None, mesh=None, **options) -> Task:
         if cfg.init_from and "init_gen" not in options:
             options["init_gen"] = load_generator(cfg.init_from)[0]
         if cfg.input_dvae and "input_mel" not in options:
-            dvae, ema, norms, _ = load_dvae(cfg.input_dvae)
-            options["input_mel"] = lambda w: dvae_hifigan_mel(dvae, ema, norms, w)
+            dvae, ema, norms, info = load_dvae(cfg.input_dvae)
+            options["input_mel"] = lambda w: dvae_hifigan_mel(dvae, ema, norms, w, info.get("input_gain", 1.0))
         return HifiganTask(cfg, data_dir, mesh, generator=generator_config(cfg.profile),
                            grouped_conv=grouped_conv(cfg.profile), **options)
     return DVAETask(cfg, data_dir, mesh, model=dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold),

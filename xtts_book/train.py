@@ -50,6 +50,7 @@ class TrainConfig:
     mel_weight: float = 45.0  # weight of the mel L1 in the generator loss
     stft_weight: float = 0.0  # HiFi-GAN only: weight of a multi-resolution STFT loss (Parallel WaveGAN); 0: off
     dead_code_threshold: float = 0.0  # DVAE only: restart codes whose EMA count falls below it (XTTS: 0; chapter 08)
+    input_gain: float = 1.0  # DVAE only: waves are scaled by this before the mel (0.1 = -20 dB: chapter 07 says why)
     mpd_periods: tuple = (2, 3, 5, 7, 11)  # HiFi-GAN only: the periods of the MPD
     msd_scales: int = 3  # HiFi-GAN only: how many of the MSD's three scales (1: the raw waveform only)
     log_every: int = 10
@@ -88,7 +89,7 @@ class TrainConfig:
                      "stft_weight", "dead_code_threshold"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 0")
-        for name, lo, hi in (("lr", 0.0, math.inf), ("lr_decay", 0.0, 1.0), ("val_seconds", 0.0, math.inf)):
+        for name, lo, hi in (("lr", 0.0, math.inf), ("lr_decay", 0.0, 1.0), ("val_seconds", 0.0, math.inf), ("input_gain", 0.0, math.inf)):
             if not lo < getattr(self, name) <= hi:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be in ({lo:g}, {hi:g}]")
         for name in ("b1", "b2"):

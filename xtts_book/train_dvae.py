@@ -125,10 +125,10 @@ class DVAETask(Task):
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_wavs) // cfg.batch_size)
         self.opt = make_optimizer(cfg)
         self._step = make_dvae_train_step(cfg, self.opt, self.steps_per_epoch, self.mesh)
-        self.mel_norms = np.asarray(corpus_mel_norms(self.data_dir), np.float32)  # cached beside the corpus
+        self.mel_norms = np.asarray(corpus_mel_norms(self.data_dir, cfg.input_gain), np.float32)  # cached beside the corpus
         n = max(cfg.val_utterances, 1)
-        self._val_y = np.asarray(segment_batch(self.val_wavs or self.train_wavs, 0, segment_size=cfg.segment_size,
-                                               batch_size=n, seed=cfg.seed + 1), np.float32)
+        self._val_y = cfg.input_gain * np.asarray(segment_batch(self.val_wavs or self.train_wavs, 0, segment_size=cfg.segment_size,
+                                                                batch_size=n, seed=cfg.seed + 1), np.float32)
 
         @eqx.filter_jit
         def val_fn(model, ema, mel_norms, y):
@@ -149,7 +149,8 @@ class DVAETask(Task):
 
     def batch(self, step: int) -> np.ndarray:
         c = self.config
-        return segment_batch(self.train_wavs, step, segment_size=c.segment_size, batch_size=c.batch_size, seed=c.seed)
+        y = segment_batch(self.train_wavs, step, segment_size=c.segment_size, batch_size=c.batch_size, seed=c.seed)
+        return y if c.input_gain == 1.0 else y * np.float32(c.input_gain)
 
     def train_step(self, state, batch, step: int):
         return self._step(state, batch)
