@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['SAMPLE_RATE', 'N_FFT', 'HOP', 'N_MELS', 'AudioError', 'prepare_audio', 'load_audio', 'peak_db', 'is_silent',
            'hz_to_mel', 'mel_to_hz', 'mel_filterbank', 'torchaudio_mel_filterbank', 'hann_window', 'stft', 'dvae_mel',
-           'hifigan_mel', 'mel_frames', 'compute_mel_norms', 'save_mel_norms', 'load_mel_norms']
+           'hifigan_mel', 'mel_frames', 'dvae_mel_bucketed', 'compute_mel_norms', 'save_mel_norms', 'load_mel_norms']
 
 # %% ../nbs/02_audio.ipynb 2
 from functools import lru_cache, partial
@@ -285,6 +285,19 @@ def mel_frames(n_samples: int, kind: str = "hifigan") -> int:
 # %% ../nbs/02_audio.ipynb 28
 _dvae_log_mel_padded_jit = jax.jit(_dvae_log_mel_padded)
 
+def dvae_mel_bucketed(wav, mel_norms=None) -> np.ndarray:
+    """`dvae_mel` of one clip of any length [t], compiled once per power-of-two bucket of lengths, not per length.
+
+    The reflect-padded clip is padded with zeros up to the bucket and only its own 1 + t // 256 frames are kept:
+    those frames never read the zeros, so they equal `dvae_mel(wav)` exactly. **Returns:** float32 [80, 1 + t // 256]."""
+    w = np.asarray(wav, np.float32)
+    if w.ndim != 1 or w.shape[0] <= N_FFT // 2:
+        raise ValueError(f"dvae_mel_bucketed: need a 1-D wave of more than {N_FFT // 2} samples, got shape {w.shape}")
+    x = np.pad(w, (N_FFT // 2, N_FFT // 2), mode="reflect")
+    bucket = max(8192, 1 << int(np.ceil(np.log2(len(x)))))
+    mel = np.asarray(_dvae_log_mel_padded_jit(np.pad(x, (0, bucket - len(x)))), np.float32)[:, : 1 + len(w) // HOP]
+    return mel if mel_norms is None else mel / np.asarray(mel_norms, np.float32)[:, None]
+
 def compute_mel_norms(wavs) -> np.ndarray:
     """Per-bin mean of the (unnormalised) DVAE log mel over every frame of `wavs`, as XTTS's `mel_stats`.
 
@@ -294,12 +307,8 @@ def compute_mel_norms(wavs) -> np.ndarray:
         w = np.asarray(w, np.float32)
         if w.ndim != 1 or w.shape[0] <= N_FFT // 2:
             raise ValueError(f"compute_mel_norms: wave {i} has shape {w.shape}; need 1-D with more than {N_FFT // 2} samples")
-        # Every clip has its own length, and a jitted function compiles once per shape. So we pad the
-        # reflect-padded clip with zeros up to a power of two and keep only its own 1 + N // 256 frames:
-        # those frames never read the zeros, so they equal dvae_mel(w) exactly, with a handful of compiles.
-        x = np.pad(w, (N_FFT // 2, N_FFT // 2), mode="reflect")
-        bucket = max(8192, 1 << int(np.ceil(np.log2(len(x)))))
-        mel = np.asarray(_dvae_log_mel_padded_jit(np.pad(x, (0, bucket - len(x)))), np.float64)[:, : 1 + len(w) // HOP]
+        # every clip has its own length, and a jitted function compiles once per shape: bucket the lengths
+        mel = np.asarray(dvae_mel_bucketed(w), np.float64)
         total += mel.sum(axis=1)
         frames += mel.shape[1]
     if frames == 0:

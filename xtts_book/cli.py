@@ -244,11 +244,11 @@ def eval_cli(argv: list[str] | None = None) -> int:
     results = evaluate(systems, clips, asr=not a.no_asr, dns=not a.no_dnsmos)
     if a.dvae:                                          # how much of its codebook the DVAE uses on these clips
         import numpy as np
-        from xtts_book.audio import dvae_mel
+        from xtts_book.audio import dvae_mel_bucketed
         from xtts_book.codebook import entropy_bits, usage
         from xtts_book.inference import dvae_codes
         g = np.float32(dinfo.get("input_gain", 1.0))
-        codes = np.concatenate([dvae_codes(dvae, ema, dvae_mel(g * c["wav"], norms)) for c in clips])
+        codes = np.concatenate([dvae_codes(dvae, ema, dvae_mel_bucketed(g * c["wav"], norms)) for c in clips])
         counts = usage(codes, dvae.config.num_tokens)
         results["codes"] = {"num_tokens": dvae.config.num_tokens, "used": int((counts > 0).sum()), "positions": int(codes.size),
                             "perplexity": float(2 ** entropy_bits(counts))}

@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 import soundfile as sf
 
-from .audio import HOP, SAMPLE_RATE, dvae_mel, hifigan_mel, load_audio
+from .audio import HOP, SAMPLE_RATE, dvae_mel, dvae_mel_bucketed, hifigan_mel, load_audio
 from .checkpoint import (WeightsError, find_checkpoint, load_checkpoint, load_weights, read_header,
                                   run_checkpoints, save_weights, weights_header)
 from .convert import is_official, load_hifigan_checkpoint
@@ -69,7 +69,7 @@ def dvae_hifigan_system(dvae, ema, mel_norms, gen, info: dict | None = None, nam
 def converted_mel_system(gen, mel_norms=None, info: dict | None = None, gain: float = 1.0) -> System:
     "The converter alone: the clip's (unquantised) DVAE mel at the DVAE's input `gain` -> HiFi-GAN mel -> HiFi-GAN."
     def fn(w):
-        mel = dvae_mel(np.float32(gain) * as_wave(w), mel_norms)
+        mel = dvae_mel_bucketed(np.float32(gain) * as_wave(w), mel_norms)
         return vocode(gen, dvae_to_hifigan_mel(mel, mel_norms) - np.float32(np.log(gain)))
     return System("hifigan_converted", "HiFi-GAN, converted DVAE mel", fn, {**(info or {}), "input_gain": gain})
 

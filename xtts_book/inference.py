@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import librosa
 import numpy as np
 
-from .audio import HOP, dvae_mel, mel_filterbank
+from .audio import HOP, dvae_mel_bucketed, mel_filterbank
 from .hifigan import receptive_field
 
 # %% ../nbs/11_inference.ipynb 5
@@ -94,7 +94,7 @@ def dvae_hifigan_mel(dvae, ema, mel_norms, wav, gain: float = 1.0) -> np.ndarray
     """What a vocoder downstream of the DVAE hears for a wave [t]: its DVAE mel (of the wave scaled by the DVAE's input
     `gain`) through the codes and back, converted to a HiFi-GAN mel at the wave's own level.
     **Returns:** float32 [80, t // 256], frame for frame with `hifigan_mel(wav)`."""
-    mel = dvae_mel(np.float32(gain) * np.asarray(wav, np.float32), mel_norms)
+    mel = dvae_mel_bucketed(np.float32(gain) * np.asarray(wav, np.float32), mel_norms)
     return dvae_to_hifigan_mel(dvae_roundtrip(dvae, ema, mel), mel_norms) - np.float32(np.log(gain))
 
 # %% ../nbs/11_inference.ipynb 11
