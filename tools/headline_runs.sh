@@ -24,7 +24,7 @@ case "${1:-}" in
   weights)
     mkdir -p results/weights
     $BIN/xtts-book weights runs/voc-cpu --out results/weights/hifigan-cpu.eqx
-    $BIN/xtts-book weights runs/dvae-cpu --out results/weights/dvae-cpu.eqx
+    $BIN/xtts-book weights runs/dvae-cpu --out results/weights/dvae-cpu.eqx --float16
     $BIN/xtts-book weights runs/ft-v1 --out results/weights/hifigan-v1-finetuned-cpu.eqx --float16 ;;
   *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -323,7 +323,8 @@ def training_curve(run, clips: list[dict], *, asr: bool = True, max_points: int 
         gen, info = load_generator(p)
         r = evaluate([hifigan_system(gen, info)], clips, asr=asr, dns=False, log=lambda *a: None)
         s = r["summary"]["hifigan"]
-        points.append({"run": str(run), **info, **{k: s.get(k) for k in ("pesq_wb", "stoi", "mr_stft", "mel_l1", "wer", "wer_gt")}})
+        info = {**info, "checkpoint": _shown(info["checkpoint"])}       # paths inside the repository, not this machine's
+        points.append({"run": _shown(run), **info, **{k: s.get(k) for k in ("pesq_wb", "stoi", "mr_stft", "mel_l1", "wer", "wer_gt")}})
         log(f"  {Path(p).name}: {info['train_minutes']:.1f} min, PESQ-wb {s['pesq_wb']:.2f}, WER {s.get('wer', float('nan')):.1f}%")
     return points
 
