@@ -180,7 +180,7 @@ def eval_cli(argv: list[str] | None = None) -> int:
         clips = load_clips(a.data, a.clips, a.split, a.max_seconds)
     except (ValueError, FileNotFoundError) as e:
         return _fail("eval", e)
-    print(f"eval: {len(clips)} {a.split} clips from {a.data} ({sum(len(c['wav']) for c in clips) / SAMPLE_RATE:.1f} s), profile {profile}")
+    print(f"eval: {len(clips)} {a.split} clips from {_shown(a.data)} ({sum(len(c['wav']) for c in clips) / SAMPLE_RATE:.1f} s), profile {profile}")
 
     # a system that was asked for and cannot be built is an error: nothing is scored, nothing written
     systems, skipped = [ground_truth_system(), griffin_lim_system(a.gl_iters)], {}
@@ -273,11 +273,11 @@ def eval_cli(argv: list[str] | None = None) -> int:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(_jsonable({k: v for k, v in results.items() if k != "audio"}), indent=1, ensure_ascii=False))
-        print(f"wrote {a.out}")
+        print(f"wrote {_shown(a.out)}")
     if a.headline:
         Path(a.headline).parent.mkdir(parents=True, exist_ok=True)
         Path(a.headline).write_text(headline_markdown(results))
-        print(f"wrote {a.headline}")
+        print(f"wrote {_shown(a.headline)}")
     return 0
 
 # %% ../nbs/99_cli.ipynb 11
@@ -377,6 +377,7 @@ def vocode_cli(argv: list[str] | None = None) -> int:
 # %% ../nbs/99_cli.ipynb 15
 def weights_cli(argv: list[str] | None = None) -> int:
     "`xtts-book weights RUN --out FILE [--float16] [--corpus NAME]`: a run's inference weights in one small file."
+    from xtts_book.checkpoint import weights_header
     from xtts_book.evaluate import export_weights, load_dvae, load_generator
     p = argparse.ArgumentParser(prog="xtts-book weights", description="Write the inference weights of a training "
                                 "run (the generator, or the DVAE with its codebook and mel norms) to one file.")
@@ -387,7 +388,7 @@ def weights_cli(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         path = export_weights(a.run, a.out, dtype="float16" if a.float16 else None, corpus=a.corpus)
-        header = json.loads(Path(path).open("rb").readline())
+        header = weights_header(path)
         (load_generator if header["model"] == "hifigan" else load_dvae)(path)     # read back before saying it is done
     except (FileNotFoundError, ValueError, KeyError, OSError) as e:
         return _fail("weights", e)

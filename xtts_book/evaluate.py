@@ -94,14 +94,14 @@ def load_training_state(path):
 def checkpoint_info(header: dict, path) -> dict:
     "What the results record about a model: file, model, profile, step and minutes of training."
     cfg = header.get("config", {})
-    return {"checkpoint": str(path), "model": header.get("model", cfg.get("model")), "profile": cfg.get("profile"),
+    return {"checkpoint": _shown(path), "model": header.get("model", cfg.get("model")), "profile": cfg.get("profile"),
             "step": header.get("step"), "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
             "init_from": cfg.get("init_from") or None, "input_dvae": cfg.get("input_dvae") or None,
             **({"input_gain": cfg.get("input_gain", 1.0)} if header.get("model", cfg.get("model")) == "dvae" else {})}
 
 def weights_info(header: dict, path) -> dict:
     "What the results record about a weights file: the same fields as `checkpoint_info`, and the corpus."
-    return {"checkpoint": str(path), "model": header.get("model"), "profile": header.get("recipe", {}).get("profile"),
+    return {"checkpoint": _shown(path), "model": header.get("model"), "profile": header.get("recipe", {}).get("profile"),
             "step": header.get("step"), "train_minutes": header.get("train_minutes"), "corpus": header.get("corpus"),
             **({"input_gain": header.get("recipe", {}).get("input_gain", 1.0)} if header.get("model") == "dvae" else {})}
 
@@ -113,8 +113,7 @@ def _read_weights(path, model: str, build):
         like = eqx.filter_eval_shape(build, header["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"{path}: its header does not describe a {model} ({e})") from None
-    tree, header = load_weights(path, like)
-    return tree, header
+    return load_weights(path, like)
 
 def load_generator(path):
     """The HiFi-GAN generator of a weights file, a checkpoint or a run folder (the `gen` field of its state), or
@@ -323,7 +322,6 @@ def training_curve(run, clips: list[dict], *, asr: bool = True, max_points: int 
         gen, info = load_generator(p)
         r = evaluate([hifigan_system(gen, info)], clips, asr=asr, dns=False, log=lambda *a: None)
         s = r["summary"]["hifigan"]
-        info = {**info, "checkpoint": _shown(info["checkpoint"])}       # paths inside the repository, not this machine's
         points.append({"run": _shown(run), **info, **{k: s.get(k) for k in ("pesq_wb", "stoi", "mr_stft", "mel_l1", "wer", "wer_gt")}})
         log(f"  {Path(p).name}: {info['train_minutes']:.1f} min, PESQ-wb {s['pesq_wb']:.2f}, WER {s.get('wer', float('nan')):.1f}%")
     return points
@@ -420,14 +418,6 @@ def pick_models(profile: str, runs=None, weights=None) -> dict:
     return found
 
 # %% ../nbs/20_evaluation.ipynb 18
-def _relative(path) -> str:
-    "`path` relative to the repository when it lies inside it (no machine paths in the files we commit)."
-    p = Path(path).resolve()
-    try:
-        return str(p.relative_to(repo_root().resolve()))
-    except ValueError:
-        return p.name
-
 def export_weights(checkpoint, out, *, dtype=None, corpus: str | None = None) -> Path:
     """Write the inference weights of a training checkpoint or run folder to `out`: a HiFi-GAN run's generator, or
     a DVAE run's model, EMA codebook and mel norms. `dtype='float16'` halves the file. The header names the model's
@@ -441,7 +431,7 @@ def export_weights(checkpoint, out, *, dtype=None, corpus: str | None = None) ->
         "model": model, "config": asdict(config), "recipe": header.get("config", {}),
         "corpus": corpus or header.get("corpus"), "step": header.get("step"),
         "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
-        "commit": git_commit(), "source": _relative(path), "best": header.get("best")}, dtype=dtype)
+        "commit": git_commit(), "source": _shown(path), "best": header.get("best")}, dtype=dtype)
 
 # %% ../nbs/20_evaluation.ipynb 38
 def save_listening_row(systems: list, clip: dict, folder, seconds: float = 4.0, heard: dict | None = None) -> Path:
