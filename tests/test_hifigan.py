@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from xtts_book.hifigan import (V1, V2, V3, XTTS, ConvTranspose1d, Generator, GeneratorConfig, ResBlock1, ResBlock2,
-                               hifigan_from_torch, hifigan_torch_keys, receptive_field, resblock_receptive_field)
-from xtts_book.layers import StateDictError, count_params, load_torch, to_numpy
+from xtts_book.hifigan import (V1, V2, V3, XTTS, Generator, GeneratorConfig, ResBlock1, ResBlock2,
+                               hifigan_from_torch, hifigan_torch_keys)
+from xtts_book.inference import receptive_field, resblock_receptive_field
+from xtts_book.layers import ConvTranspose1d, StateDictError, count_params, load_torch, to_numpy
 from xtts_book.recipes import generator_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hifigan" / "tiny_official.npz"

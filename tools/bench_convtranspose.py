@@ -1,5 +1,5 @@
 """Time forward + backward of HiFi-GAN V1's first upsampling layer (512 -> 256 channels, k 16, u 8) on a batch
-of 4 x 32 frames: xtts_book.hifigan.ConvTranspose1d (polyphase, one matrix multiply) against
+of 4 x 32 frames: xtts_book.layers.ConvTranspose1d (polyphase, one matrix multiply) against
 eqx.nn.ConvTranspose1d, an explicit zero-stuffed convolution, the polyphase form written as one convolution,
 and torch.nn.ConvTranspose1d. All five are checked to agree first. Not a test; run by hand:
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from jax import lax
 
-from xtts_book.hifigan import ConvTranspose1d
+from xtts_book.layers import ConvTranspose1d
 from xtts_book.layers import load_torch, to_numpy
 
 C_IN, C_OUT, K, U, B, T = 512, 256, 16, 8, 4, 32

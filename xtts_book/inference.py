@@ -4,9 +4,10 @@
 
 # %% auto 0
 __all__ = ['griffin_lim', 'dvae_to_hifigan_mel', 'vocode', 'dvae_roundtrip', 'dvae_codes', 'dvae_griffin_lim', 'dvae_hifigan_mel',
-           'vocode_long']
+           'resblock_receptive_field', 'receptive_field', 'vocode_long']
 
 # %% ../nbs/11_inference.ipynb 2
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Callable
 
@@ -16,7 +17,7 @@ import librosa
 import numpy as np
 
 from .audio import HOP, dvae_mel_bucketed, mel_filterbank
-from .hifigan import receptive_field
+from .hifigan import GeneratorConfig, get_padding
 
 # %% ../nbs/11_inference.ipynb 5
 @lru_cache(maxsize=2)
@@ -98,6 +99,42 @@ def dvae_hifigan_mel(dvae, ema, mel_norms, wav, gain: float = 1.0) -> np.ndarray
     return dvae_to_hifigan_mel(dvae_roundtrip(dvae, ema, mel), mel_norms) - np.float32(np.log(gain))
 
 # %% ../nbs/11_inference.ipynb 11
+def resblock_receptive_field(kernel_size: int, dilations: Sequence[int], resblock: str = "1") -> int:
+    "Receptive field, in samples at the block's own rate, of one `ResBlock1`/`ResBlock2`."
+    if resblock == "1":
+        return 1 + sum((kernel_size - 1) * (d + 1) for d in dilations)
+    return 1 + sum((kernel_size - 1) * d for d in dilations)
+
+def _back(lo: int, hi: int, k: int, d: int, pad: int) -> tuple[int, int]:
+    "Input positions a stride-1 convolution reads to produce outputs `lo..hi`."
+    return lo - pad, hi - pad + (k - 1) * d
+
+def receptive_field(config: GeneratorConfig) -> tuple[int, int]:
+    "Input frames `(before, after)` that one output sample depends on (worst case over its position within a frame)."
+    cfg = config
+    branches = list(zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes))
+    def through_block(lo, hi, k, dils):
+        for d in dils:                                 # residual: each conv widens the window, order is irrelevant
+            lo, hi = _back(lo, hi, k, d, get_padding(k, d))
+            if cfg.resblock == "1":
+                lo, hi = _back(lo, hi, k, 1, get_padding(k, 1))
+        return lo, hi
+    before = after = 0
+    for r in range(cfg.hop):
+        t0 = 1000 * cfg.hop + r                        # an output sample far from the edges
+        lo, hi = _back(t0, t0, 7, 1, 3)                # conv_post
+        for i in reversed(range(len(cfg.upsample_rates))):
+            spans = [through_block(lo, hi, k, d) for k, d in branches]      # MRF: union of its branches
+            lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+            u, k = cfg.upsample_rates[i], cfg.upsample_kernel_sizes[i]
+            p = (k - u) // 2                           # frame j writes to j*u - p .. j*u - p + k - 1
+            lo, hi = -((-(lo + p - k + 1)) // u), (hi + p) // u
+        lo, hi = _back(lo, hi, 7, 1, 3)                # conv_pre
+        frame = t0 // cfg.hop
+        before, after = max(before, frame - lo), max(after, hi - frame)
+    return before, after
+
+# %% ../nbs/11_inference.ipynb 16
 def vocode_long(gen, mel, chunk: int = 256, progress: Callable | None = None) -> np.ndarray:
     """Run a HiFi-GAN generator on a mel [80, T] of any length in windows of one fixed size (compiled once).
 

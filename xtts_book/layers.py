@@ -4,19 +4,23 @@
 
 # %% auto 0
 __all__ = ['weight_norm', 'count_params', 'folded_weight', 'fold_weight_norm', 'conv1d_tc', 'StateDictError', 'to_numpy',
-           'canonical_weight_norm_keys', 'check_state_dict', 'torch_keys', 'load_torch']
+           'canonical_weight_norm_keys', 'check_state_dict', 'torch_keys', 'load_torch', 'ConvTranspose1d',
+           'conv_transpose1d_tc']
 
 # %% ../nbs/05_layers.ipynb 2
 import fnmatch
+import math
 from collections.abc import Mapping, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 from jax import lax
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from .speedups import conv_weight
+from .speedups import conv_transpose_tc, conv_weight
 
 # %% ../nbs/05_layers.ipynb 5
 def weight_norm(layer: eqx.Module, axis: int = 0) -> eqx.nn.WeightNorm:
@@ -157,3 +161,60 @@ def load_torch(layer, state_dict: Mapping, prefix: str = ""):
         bias = inner_path(layer).bias
         layer = eqx.tree_at(lambda l: inner_path(l).bias, layer, as_jnp(_join(prefix, "bias"), bias))
     return layer
+
+# %% ../nbs/05_layers.ipynb 23
+class ConvTranspose1d(eqx.Module):
+    "PyTorch's `ConvTranspose1d(c_in, c_out, k, stride, padding)` (weight `(c_in, c_out, k)`), computed in polyphase form."
+
+    weight: Float[Array, "c_in c_out k"]
+    bias: Float[Array, "c_out 1"] | None
+    in_channels: int = eqx.field(static=True)
+    out_channels: int = eqx.field(static=True)
+    kernel_size: int = eqx.field(static=True)
+    stride: int = eqx.field(static=True)
+    padding: int = eqx.field(static=True)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 use_bias: bool = True, *, key: PRNGKeyArray):
+        if min(in_channels, out_channels, kernel_size, stride) < 1 or padding < 0:
+            raise ValueError(f"ConvTranspose1d: bad sizes in={in_channels} out={out_channels} k={kernel_size} "
+                             f"stride={stride} padding={padding}")
+        wkey, bkey = jr.split(key)
+        lim = 1.0 / math.sqrt(out_channels * kernel_size)  # PyTorch's fan_in for the (c_in, c_out, k) layout
+        self.weight = jr.uniform(wkey, (in_channels, out_channels, kernel_size), minval=-lim, maxval=lim)
+        self.bias = jr.uniform(bkey, (out_channels, 1), minval=-lim, maxval=lim) if use_bias else None
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.stride, self.padding = stride, padding
+
+    def out_length(self, t: int) -> int:
+        "Output length for `t` input frames: `(t - 1) * stride - 2 * padding + kernel_size`."
+        return (t - 1) * self.stride - 2 * self.padding + self.kernel_size
+
+    def __call__(self, x: Float[Array, "c_in t"], *, key: PRNGKeyArray | None = None) -> Float[Array, "c_out t_out"]:
+        """Transposed convolution of one example, in PyTorch's layout (the generator runs it time-major, through
+        `conv_transpose1d_tc`).
+
+        **Arguments:** `x` `(c_in, t)`. **Returns:** `(c_out, (t - 1) * stride - 2 * padding + kernel_size)`.
+        """
+        if x.ndim != 2 or x.shape[0] != self.in_channels:
+            raise ValueError(f"ConvTranspose1d expects ({self.in_channels}, t), got {x.shape}")
+        return conv_transpose1d_tc(self, x.T).T
+
+
+def conv_transpose1d_tc(layer: eqx.Module, x: Float[Array, "t c_in"]) -> Float[Array, "t_out c_out"]:
+    """Apply the `ConvTranspose1d` `layer` (weight-normed or not) to a time-major signal, as `conv1d_tc` does for a
+    `Conv1d`: in polyphase form (`speedups.conv_transpose_tc`), the weight through `speedups.conv_weight`.
+
+    **Arguments:** `x` `(t, c_in)`. **Returns:** `(t_out, c_out)`, equal to `layer(x.T).T`.
+    """
+    conv = fold_weight_norm(layer)
+    if not isinstance(conv, ConvTranspose1d):
+        raise TypeError(f"conv_transpose1d_tc needs a ConvTranspose1d (optionally weight-normed), got {type(conv).__name__}")
+    if x.ndim != 2 or x.shape[1] != conv.in_channels:
+        raise ValueError(f"conv_transpose1d_tc expects (t, {conv.in_channels}), got {x.shape}")
+    if conv.out_length(x.shape[0]) < 1:
+        raise ValueError(f"ConvTranspose1d: {x.shape[0]} input frames give no output (k={conv.kernel_size}, "
+                         f"padding={conv.padding})")
+    y = conv_transpose_tc(x, conv_weight(conv), conv.stride, conv.padding)
+    return y if conv.bias is None else y + conv.bias[:, 0].astype(x.dtype)
+
