@@ -12,11 +12,11 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
+from xtts_book.convert import split_discriminator_state_dict
 from xtts_book.discriminators import (DiscriminatorP, DiscriminatorS, MultiPeriodDiscriminator,
-                                      MultiScaleDiscriminator, SpectralNorm, avg_pool, discriminate,
-                                      discriminator_loss, discriminators_from_torch, feature_loss,
-                                      generator_loss, load_discriminator, split_discriminator_state_dict)
-from xtts_book.layers import StateDictError
+                                      MultiScaleDiscriminator, avg_pool, discriminate, discriminator_loss,
+                                      discriminators_from_torch, feature_loss, generator_loss, load_discriminator)
+from xtts_book.layers import SpectralNorm, StateDictError
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 T = 2311            # prime: not a multiple of any period, odd for the pools

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from xtts_book.discriminators import SpectralNorm
+from xtts_book.layers import SpectralNorm
 from xtts_book.layers import weight_norm
 from xtts_book import train_gan
 

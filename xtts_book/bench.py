@@ -195,7 +195,8 @@ def _jax_case(case: str, quick: bool, weights: Path):
     if case.startswith("train"):
         from xtts_book import train as T
         from xtts_book.hifigan import hifigan_from_torch
-        from xtts_book.discriminators import discriminators_from_torch, split_discriminator_state_dict
+        from xtts_book.convert import split_discriminator_state_dict
+        from xtts_book.discriminators import discriminators_from_torch
         from xtts_book.train_gan import init_gan_state, make_gan_steps
         name = case.split("_")[1]
         gen = hifigan_from_torch({k[2:]: v for k, v in sd.items() if k.startswith("G.")}, _gen_configs(quick)[name])

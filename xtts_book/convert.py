@@ -6,8 +6,8 @@
 __all__ = ['XTTS_SKIPPED', 'OFFICIAL_WEIGHTS', 'KeyMapping', 'path_getter', 'apply_key_map', 'skeleton', 'key_map_table',
            'speaker_encoder_key_map', 'speaker_encoder_from_torch', 'generator_key_map', 'XttsAudio', 'xtts_from_torch',
            'load_xtts_checkpoint', 'is_official', 'official_checkpoint', 'load_hifigan_checkpoint',
-           'load_discriminator_checkpoint', 'dvae_from_torch', 'hifigan_from_torch', 'discriminators_from_torch',
-           'Opaque', 'read_torch_file', 'load_torch_checkpoint']
+           'split_discriminator_state_dict', 'load_discriminator_checkpoint', 'dvae_from_torch', 'hifigan_from_torch',
+           'discriminators_from_torch', 'Opaque', 'read_torch_file', 'load_torch_checkpoint']
 
 # %% ../nbs/18_xtts_weights.ipynb 2
 import importlib.util
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .discriminators import discriminators_from_torch, split_discriminator_state_dict
+from .discriminators import discriminators_from_torch
 from .hifigan import XTTS, Generator, hifigan_from_torch, hifigan_torch_keys
 from .layers import StateDictError, canonical_weight_norm_keys, check_state_dict, to_numpy
 from .torchfile import _NESTS, Opaque, load_torch_checkpoint, read_torch_file
@@ -289,6 +289,21 @@ def load_hifigan_checkpoint(path, config="v1") -> Generator:
     if is_official(path):
         path, config = official_checkpoint(path), "v1"
     return hifigan_from_torch(load_torch_checkpoint(path), config)
+
+def split_discriminator_state_dict(checkpoint: Mapping) -> tuple[dict, dict]:
+    """The MPD and MSD state dicts of a checkpoint: the official `do_*` dict {'mpd': sd, 'msd': sd, ...},
+    or one flat dict with `mpd.*` / `msd.*` keys under any prefix (Coqui's `HifiganDiscriminator`, `model_d.`)."""
+    if "mpd" in checkpoint and "msd" in checkpoint and isinstance(checkpoint["mpd"], Mapping):
+        return dict(checkpoint["mpd"]), dict(checkpoint["msd"])
+    parts = {"mpd": {}, "msd": {}}
+    for k, v in checkpoint.items():
+        for name in parts:
+            i = k.find(f"{name}.discriminators.")
+            if i == 0 or (i > 0 and k[i - 1] == "."):
+                parts[name][k[i + len(name) + 1:]] = v
+    if not parts["mpd"] or not parts["msd"]:
+        raise StateDictError(missing=[n + ".*" for n in parts if not parts[n]], where="(no MPD/MSD keys found)")
+    return parts["mpd"], parts["msd"]
 
 def load_discriminator_checkpoint(path):
     "`(mpd, msd, state)` from an official `do_*` file (or a Coqui discriminator checkpoint); the optimiser states are not read."
