@@ -6,7 +6,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("TTS")
 
-from xtts_book.bench import CASES, generator_flops, run_bench
+from xtts_book.bench import CASES, run_bench
+from xtts_book.performance import generator_flops
 from xtts_book.cli import bench_cli
 
 

@@ -276,23 +276,23 @@ def _save_ci_checkpoints(tmp_path: Path):
 def test_load_checkpoints_and_vocode(tmp_path):
     import jax
     gen, hrun, model, norms, drun = _save_ci_checkpoints(tmp_path)
-    g2, info = evaluate.load_generator(hrun)
+    g2, info = recipes.load_generator(hrun)
     assert info["step"] == 2 and info["train_minutes"] == 1.5 and info["profile"] == "ci"
     import equinox as eqx
     arrays = lambda m: jax.tree.leaves(eqx.filter(m, eqx.is_array))
     assert len(arrays(gen)) == len(arrays(g2)) > 0
     assert all(np.array_equal(a, b) for a, b in zip(arrays(gen), arrays(g2)))
-    m2, ema2, n2, dinfo = evaluate.load_dvae(drun)
+    m2, ema2, n2, dinfo = recipes.load_dvae(drun)
     assert np.allclose(n2, np.asarray(norms)) and dinfo["step"] == 4
     with pytest.raises(ValueError, match="not a HiFi-GAN one"):
-        evaluate.load_generator(drun)
+        recipes.load_generator(drun)
     wav = toy_voice(0.6)
     from xtts_book.audio import dvae_mel, hifigan_mel
     y = inference.vocode(g2, hifigan_mel(wav))
     assert y.shape == (256 * (len(wav) // 256),) and np.all(np.isfinite(y))
     m = inference.dvae_roundtrip(m2, ema2, dvae_mel(wav, n2))
     assert m.shape == (80, 1 + len(wav) // 256)
-    found = evaluate.find_runs("hifigan", "ci", root=tmp_path)
+    found = recipes.find_runs("hifigan", "ci", root=tmp_path)
     assert [Path(r["run"]).name for r in found] == ["hifigan-ci"]
 
 

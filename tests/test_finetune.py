@@ -10,7 +10,7 @@ import pytest
 
 from xtts_book import cli
 from xtts_book.checkpoint import WeightsError, save_checkpoint, weights_header
-from xtts_book.evaluate import export_weights, load_dvae, load_generator
+from xtts_book.recipes import export_weights, load_dvae, load_generator
 from xtts_book.inference import dvae_hifigan_mel
 from xtts_book.recipes import init_state, make_task, recipe
 
@@ -44,7 +44,7 @@ def test_init_from_and_input_dvae(weights):
     np.testing.assert_allclose(task.train_mels[0], dvae_hifigan_mel(dvae, ema, norms, task.train_wavs[0], 0.1), atol=1e-5)
     y, mel = task.batch(0)                                   # pairs: the real audio and the DVAE's mel of it
     assert y.shape == (cfg.batch_size, cfg.segment_size) and mel.shape == (cfg.batch_size, 80, cfg.segment_size // 256)
-    from xtts_book.train import shard_batch
+    from xtts_book.data import shard_batch
     new, metrics = task.train_step(task.place(state), shard_batch((y, mel), task.mesh), 0)   # a discriminator-only step
     assert "loss_d" in metrics and "loss_g" not in metrics
     for a, b in zip(leaves(new.gen), leaves(want)):
@@ -65,7 +65,7 @@ def test_bad_init_from_is_one_line(weights, tmp_path, capsys):
 
 def test_a_finetuned_checkpoint_reads_back_as_its_own_generator(weights, tmp_path):
     "A fine-tune's generator has the sizes of the weights it started from, not the profile's: the header says so."
-    from xtts_book.evaluate import load_training_state
+    from xtts_book.recipes import load_training_state
     from xtts_book.hifigan import GeneratorConfig
     from xtts_book.train import fit
     big = GeneratorConfig(upsample_initial_channel=48, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),))

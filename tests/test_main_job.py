@@ -7,7 +7,7 @@ import jax.random as jr
 
 from xtts_book import cli
 from xtts_book.checkpoint import save_checkpoint
-from xtts_book.evaluate import export_weights, pick_models
+from xtts_book.recipes import export_weights, pick_models
 from xtts_book.recipes import init_state, recipe
 
 

@@ -44,7 +44,7 @@ def test_missing_package_is_one_line_that_says_what_to_install(monkeypatch, caps
 @needs_weights
 def test_official_generator_matches_the_pytorch_fixture(fixtures_dir):
     fix = np.load(fixtures_dir / "official" / "official_universal.npz")
-    gen, info = evaluate.load_generator("official:universal")
+    gen, info = recipes.load_generator("official:universal")
     y = np.asarray(gen(jnp.asarray(fix["mel"])))[0]
     assert info["profile"] == "official V1" and y.shape == fix["wav"].shape
     np.testing.assert_allclose(y, fix["wav"], atol=1e-4)

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from bench_disc_convs import timeit                 # the tools' interleaved medians (tools/ is on sys.path)
-from xtts_book import bench
+from xtts_book import performance as bench   # the cases (chapter 22)
 from xtts_book.train_dvae import dvae_optimizer, make_dvae_step
 from xtts_book.vqvae import dvae_from_torch, dvae_loss
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import jax
 
 from profile_dvae_step import op_kinds               # tools/ is on sys.path when run as a script
-from xtts_book import bench
+from xtts_book import performance as bench   # the cases (chapter 22)
 from xtts_book import train_gan
 
 

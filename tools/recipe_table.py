@@ -30,7 +30,7 @@ def seconds_per_step(rows, lo, hi):
 
 def row(run: Path, listen: Path | None, clip):
     from xtts_book.checkpoint import read_metrics
-    from xtts_book.evaluate import load_generator
+    from xtts_book.recipes import load_generator
     from xtts_book.audio import hifigan_mel
     from xtts_book.inference import vocode
     cfg = json.loads((run / "config.json").read_text())

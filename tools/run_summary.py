@@ -42,7 +42,8 @@ def main(argv=None):
     if cfg["model"] == "dvae":
         out["codes"] = [[round(r["minutes"], 2), r["step"], r["val/perplexity"], r["val/codes_used"]] for r in recs if "val/perplexity" in r]
     if a.pesq_clips:
-        from xtts_book.evaluate import dvae_hifigan_system, hifigan_system, load_clips, load_dvae, load_generator
+        from xtts_book.evaluate import dvae_hifigan_system, hifigan_system, load_clips
+        from xtts_book.recipes import load_dvae, load_generator
         from xtts_book.metrics import pesq_wb
         clips = load_clips(ROOT / a.data, a.pesq_clips)
         dv = load_dvae(a.dvae) if a.dvae else None

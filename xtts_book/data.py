@@ -4,7 +4,8 @@
 
 # %% auto 0
 __all__ = ['MIN_SAMPLES', 'CORPUS_VERSION', 'split_of', 'build_corpus', 'load_manifest', 'load_skipped', 'load_split',
-           'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch', 'paired_segment_batch']
+           'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch', 'paired_segment_batch',
+           'init_distributed', 'make_mesh', 'mesh_shardings', 'shard_batch', 'replicate']
 
 # %% ../nbs/04_data.ipynb 2
 import hashlib
@@ -13,14 +14,17 @@ import os
 import shutil
 from pathlib import Path
 
+import equinox as eqx
+import jax
 import numpy as np
 import soundfile as sf
+from jaxtyping import Array
 from tqdm.auto import tqdm
 
 from .audio import (
     HOP, N_MELS, SAMPLE_RATE, AudioError, load_audio, is_silent, peak_db, compute_mel_norms, save_mel_norms, load_mel_norms)
-from .profile import pick
-from .sources import ESPEAK_RATES, ESPEAK_VOICES, _safe_id, data_root, source_utterances
+from .profile import data_root, pick
+from .sources import ESPEAK_RATES, ESPEAK_VOICES, _safe_id, source_utterances
 from .sources import *  # re-exported: the sources stay importable from xtts_book.data
 
 # %% ../nbs/04_data.ipynb 6
@@ -287,3 +291,39 @@ def paired_segment_batch(wavs: list[np.ndarray], mels: list[np.ndarray], step: i
         wav = w[start * HOP: (start + mel.shape[1]) * HOP]
         y[b, : len(wav)], m[b, :, : mel.shape[1]] = wav, mel
     return y, m
+
+# %% ../nbs/04_data.ipynb 27
+def init_distributed() -> None:
+    "Join a multi-host job when the environment describes one (`JAX_COORDINATOR_ADDRESS` or a cluster JAX detects)."
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("XTTS_BOOK_DISTRIBUTED"):
+        if not jax.distributed.is_initialized():
+            jax.distributed.initialize()
+
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+    "A 1-D mesh named `batch` over `devices` (default: every device of every host)."
+    devices = list(jax.devices() if devices is None else devices)
+    return jax.make_mesh((len(devices),), ("batch",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
+
+def mesh_shardings(mesh) -> tuple:
+    "`(replicated, batched)`: parameters everywhere, arrays split along their first axis over `batch`."
+    P = jax.sharding.PartitionSpec
+    return (jax.sharding.NamedSharding(mesh, P()), jax.sharding.NamedSharding(mesh, P("batch")))
+
+def shard_batch(batch: np.ndarray, mesh) -> Array:
+    "Put a host batch (the GLOBAL batch, same on every host; or a tuple of them) on the mesh, split over `batch`."
+    if isinstance(batch, tuple):
+        return tuple(shard_batch(b, mesh) for b in batch)
+    n = mesh.devices.size
+    if batch.shape[0] % n:
+        raise ValueError(f"batch of {batch.shape[0]} does not split over {n} devices: "
+                         "choose a batch_size that is a multiple of the device count")
+    _, batched = mesh_shardings(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(batch, batched)
+    per = batch.shape[0] // jax.process_count()
+    local = batch[jax.process_index() * per:(jax.process_index() + 1) * per]
+    return jax.make_array_from_process_local_data(batched, local)
+
+def replicate(tree, mesh):
+    "Place every array of `tree` on all devices of `mesh`."
+    return eqx.filter_shard(tree, mesh_shardings(mesh)[0])

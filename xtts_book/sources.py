@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['ESPEAK_VOICES', 'ESPEAK_RATES', 'ESPEAK_SENTENCES', 'ASTERISK_LANGUAGES', 'ASTERISK_SPEAKER', 'ASTERISK_PACKAGES',
-           'AUDIO_EXTENSIONS', 'LJSPEECH_URL', 'data_root', 'Utterance', 'espeak_synthesize', 'espeak_utterances',
+           'AUDIO_EXTENSIONS', 'LJSPEECH_URL', 'Utterance', 'espeak_synthesize', 'espeak_utterances',
            'asterisk_packages', 'fetch_asterisk', 'decode_g722', 'parse_asterisk_transcripts', 'asterisk_utterances',
            'fetch_ljspeech', 'ljspeech_utterances', 'folder_utterances', 'source_utterances']
 
@@ -12,7 +12,6 @@ __all__ = ['ESPEAK_VOICES', 'ESPEAK_RATES', 'ESPEAK_SENTENCES', 'ASTERISK_LANGUA
 import ctypes
 import gzip
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -26,25 +25,9 @@ from typing import Callable
 import numpy as np
 
 from .audio import SAMPLE_RATE, AudioError, load_audio, prepare_audio
+from .profile import data_root
 
-# %% ../nbs/03_sources.ipynb 6
-def _repo_root() -> Path | None:
-    "The checkout this package lives in (a parent with settings.ini), or None for an installed package."
-    here = Path(__file__).resolve() if "__file__" in globals() else Path.cwd().resolve()
-    for p in [here, *here.parents]:
-        if (p / "settings.ini").exists() and (p / "xtts_book").is_dir():
-            return p
-    return None
-
-def data_root() -> Path:
-    "Root of downloads and corpora: `$XTTS_BOOK_DATA`, else `<repo root>/data`, else `~/.cache/xtts_book`."
-    env = os.environ.get("XTTS_BOOK_DATA", "").strip()
-    if env:
-        return Path(env).expanduser()
-    root = _repo_root()
-    return root / "data" if root is not None else Path.home() / ".cache" / "xtts_book"
-
-# %% ../nbs/03_sources.ipynb 9
+# %% ../nbs/03_sources.ipynb 8
 @dataclass
 class Utterance:
     "One clip of a source: `load()` returns float32 mono audio at 22,050 Hz or raises `AudioError`."
@@ -59,7 +42,7 @@ def _safe_id(s: str) -> str:
     s = s.replace("\\", "/").strip("/").replace("/", ".")
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in s)
 
-# %% ../nbs/03_sources.ipynb 11
+# %% ../nbs/03_sources.ipynb 10
 ESPEAK_VOICES = ("en-us+f3", "en+m3", "en-us+m1", "en-gb-x-rp+f2")
 ESPEAK_RATES = (165, 150, 180, 170)
 ESPEAK_SENTENCES = (
@@ -154,7 +137,7 @@ def espeak_utterances(sentences=ESPEAK_SENTENCES, voices=ESPEAK_VOICES, rates=ES
                                   voice, f"espeak:{voice}@{rate}wpm"))
     return utts
 
-# %% ../nbs/03_sources.ipynb 14
+# %% ../nbs/03_sources.ipynb 13
 ASTERISK_LANGUAGES = ("en", "es", "it", "ru")   # Allison (US English, Mexican Spanish), Carlo (Italian), a Russian voice
 ASTERISK_SPEAKER = "allison"                    # the English corpus's speaker name
 
@@ -279,7 +262,7 @@ def asterisk_utterances(root: Path | None = None, language: str = "en") -> tuple
                               text, speaker, str(f)))
     return utts, skipped
 
-# %% ../nbs/03_sources.ipynb 17
+# %% ../nbs/03_sources.ipynb 16
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
 LJSPEECH_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"

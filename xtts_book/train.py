@@ -4,11 +4,10 @@
 
 # %% auto 0
 __all__ = ['TrainConfig', 'make_optimizer', 'learning_rate', 'set_lr', 'all_finite', 'where_tree', 'cast_floats', 'commit',
-           'counters', 'init_distributed', 'make_mesh', 'mesh_shardings', 'shard_batch', 'replicate', 'NonFiniteError',
-           'Task', 'load_corpus', 'fit']
+           'counters', 'NonFiniteError', 'Task', 'load_corpus', 'fit']
 
 # %% ../nbs/13_training.ipynb 3
-import dataclasses, json, math, os, signal, threading, time
+import dataclasses, json, math, signal, threading, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 from .audio import SAMPLE_RATE
 from .checkpoint import (CheckpointError, Checkpoints, RunLock, RunLog, _scalar, prepare_run_folder,
                                   resume_checkpoint)
-from .data import default_corpus, load_split
+from .data import default_corpus, load_split, make_mesh, replicate, shard_batch
 from .profile import PROFILES
 
 # %% ../nbs/13_training.ipynb 6
@@ -155,43 +154,7 @@ def counters() -> dict:
     "Fresh `step`, `skipped`, `streak` counters (int32 scalars)."
     return dict(step=jnp.zeros((), jnp.int32), skipped=jnp.zeros((), jnp.int32), streak=jnp.zeros((), jnp.int32))
 
-# %% ../nbs/13_training.ipynb 16
-def init_distributed() -> None:
-    "Join a multi-host job when the environment describes one (`JAX_COORDINATOR_ADDRESS` or a cluster JAX detects)."
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("XTTS_BOOK_DISTRIBUTED"):
-        if not jax.distributed.is_initialized():
-            jax.distributed.initialize()
-
-def make_mesh(devices=None) -> jax.sharding.Mesh:
-    "A 1-D mesh named `batch` over `devices` (default: every device of every host)."
-    devices = list(jax.devices() if devices is None else devices)
-    return jax.make_mesh((len(devices),), ("batch",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
-
-def mesh_shardings(mesh) -> tuple:
-    "`(replicated, batched)`: parameters everywhere, arrays split along their first axis over `batch`."
-    P = jax.sharding.PartitionSpec
-    return (jax.sharding.NamedSharding(mesh, P()), jax.sharding.NamedSharding(mesh, P("batch")))
-
-def shard_batch(batch: np.ndarray, mesh) -> Array:
-    "Put a host batch (the GLOBAL batch, same on every host; or a tuple of them) on the mesh, split over `batch`."
-    if isinstance(batch, tuple):
-        return tuple(shard_batch(b, mesh) for b in batch)
-    n = mesh.devices.size
-    if batch.shape[0] % n:
-        raise ValueError(f"batch of {batch.shape[0]} does not split over {n} devices: "
-                         "choose a batch_size that is a multiple of the device count")
-    _, batched = mesh_shardings(mesh)
-    if jax.process_count() == 1:
-        return jax.device_put(batch, batched)
-    per = batch.shape[0] // jax.process_count()
-    local = batch[jax.process_index() * per:(jax.process_index() + 1) * per]
-    return jax.make_array_from_process_local_data(batched, local)
-
-def replicate(tree, mesh):
-    "Place every array of `tree` on all devices of `mesh`."
-    return eqx.filter_shard(tree, mesh_shardings(mesh)[0])
-
-# %% ../nbs/13_training.ipynb 19
+# %% ../nbs/13_training.ipynb 17
 class NonFiniteError(RuntimeError):
     "Raised when `max_bad_steps` steps in a row had a non-finite loss or gradient."
 
