@@ -16,8 +16,10 @@ licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache S
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable"]
 py_versions = "3.10 3.11 3.12 3.13".split()
 
-requirements = shlex.split(cfg.get("requirements", ""))
-dev_requirements = shlex.split(cfg.get("dev_requirements", ""))
+requirements = shlex.split(cfg.get("requirements", ""))           # the core: models, training, vocoding, export
+extras = {name: shlex.split(cfg.get(f"{name}_requirements", "")) for name in ("eval", "corpus", "book")}
+# dev: everything, so that `pip install -e ".[dev]"` (README, make venv) still installs all that the book runs
+dev_requirements = shlex.split(cfg.get("dev_requirements", "")) + sorted({r for rs in extras.values() for r in rs})
 lic = licenses[cfg["license"].lower()]
 min_python = cfg["min_python"]
 lic = licenses.get(cfg["license"].lower(), (cfg["license"], None))
@@ -35,9 +37,10 @@ setuptools.setup(
     include_package_data=True,
     install_requires=requirements,
     extras_require={
+        **extras,                     # [eval] the metrics' packages, [corpus] the corpus builders', [book] the notebooks'
         "dev": dev_requirements,
         # CUDA JAX for GPU boxes: pip install -e ".[cuda]"
-        "cuda": ["jax[cuda12]==0.10.2"],
+        "cuda": ["jax[cuda12]>=0.10.2,<0.11"],
         # the PyTorch references used by the parity tests and the benchmark (see tools/install-reference.sh)
         "reference": ["torch==2.13.0"],
         # the site renderer (downloads the Quarto binary at build time: optional)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xtts_book import cli, convert, evaluate
+from xtts_book import cli, convert, evaluate, recipes
 
 
 def have_official() -> bool:

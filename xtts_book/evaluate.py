@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['METRICS', 'LOWER_IS_BETTER', 'COLUMNS', 'load_clips', 'score_clip', 'evaluate', 'summarize', 'results_table',
            'check_targets', 'targets_markdown', 'training_curve', 'build_systems', 'code_usage', 'headline_markdown',
-           'save_listening_row', 'listening_row_html']
+           'refuse_to_drop', 'write_results', 'save_listening_row', 'listening_row_html']
 
 # %% ../nbs/20_evaluation.ipynb 2
 import html, json, time
@@ -287,6 +287,32 @@ def headline_markdown(results: dict) -> str:
         "over clips; WER is pooled over the clips (pocketsphinx en-US); RTF is seconds of compute per second of audio "
         "on the machine that ran it.", ""])
 
+def refuse_to_drop(out, systems, skipped: dict) -> None:
+    "A ValueError when the results file `out` holds systems that this run would drop (and why it would)."
+    if not Path(out).is_file():
+        return
+    try:
+        before = set(json.loads(Path(out).read_text()).get("systems", {}))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        before = set()
+    missing = sorted(before - {s.name for s in systems})
+    if missing:
+        why = "; ".join(f"{m}: {skipped.get(m, 'not asked for')}" for m in missing)
+        raise ValueError(f"{out} has {', '.join(missing)}, which this run would drop ({why}); pass the same "
+                         "--checkpoint/--dvae, another --out, or --allow-fewer to replace it")
+
+def write_results(results: dict, out=None, headline=None) -> list[Path]:
+    "Write the results JSON (without the audio) to `out` and the front page's markdown to `headline`, if given."
+    written = []
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(_jsonable({k: v for k, v in results.items() if k != "audio"}), indent=1, ensure_ascii=False))
+        written.append(Path(out))
+    if headline:
+        Path(headline).parent.mkdir(parents=True, exist_ok=True)
+        Path(headline).write_text(headline_markdown(results))
+        written.append(Path(headline))
+    return written
 
 # %% ../nbs/20_evaluation.ipynb 35
 def save_listening_row(systems: list, clip: dict, folder, seconds: float = 4.0, heard: dict | None = None) -> Path:

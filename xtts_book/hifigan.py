@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['LRELU_SLOPE', 'V1', 'V2', 'V3', 'XTTS', 'CONFIGS', 'get_padding', 'ResBlock1', 'ResBlock2', 'GeneratorConfig',
-           'Generator', 'stage_shapes', 'hifigan_torch_keys', 'hifigan_from_torch']
+           'Generator', 'stage_shapes', 'hifigan_torch_keys', 'hifigan_from_torch', 'hifigan_to_torch']
 
 # %% ../nbs/09_hifigan_generator.ipynb 2
 import dataclasses
@@ -22,7 +22,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .layers import (ConvTranspose1d, StateDictError, _is_wn, canonical_weight_norm_keys, check_state_dict,
                               conv1d_tc, conv_transpose1d_tc, count_params, fold_weight_norm, load_torch, to_numpy,
-                              torch_keys, weight_norm)
+                              torch_keys, torch_state_dict, weight_norm)
 
 # %% ../nbs/09_hifigan_generator.ipynb 8
 LRELU_SLOPE = 0.1
@@ -347,3 +347,10 @@ def hifigan_from_torch(state_dict: Mapping, config="v1", prefix: str = "") -> Ge
         model = eqx.tree_at(get, model, load_torch(get(model), sd, p))
     assert not any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree_util.tree_leaves(model))
     return model
+
+def hifigan_to_torch(gen: Generator) -> dict[str, np.ndarray]:
+    "A generator's weights under the official HiFi-GAN / Coqui names (weight norm as `weight_g`, `weight_v`): the inverse of `hifigan_from_torch`."
+    sd = {}
+    for prefix, get in _torch_layers(gen):
+        sd.update(torch_state_dict(get(gen), prefix))
+    return sd

@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['weight_norm', 'count_params', 'folded_weight', 'fold_weight_norm', 'conv1d_tc', 'StateDictError', 'to_numpy',
-           'canonical_weight_norm_keys', 'check_state_dict', 'torch_keys', 'load_torch', 'ConvTranspose1d',
-           'conv_transpose1d_tc', 'SpectralNorm', 'norm_f', 'normed_conv']
+           'canonical_weight_norm_keys', 'check_state_dict', 'torch_keys', 'load_torch', 'torch_state_dict',
+           'ConvTranspose1d', 'conv_transpose1d_tc', 'SpectralNorm', 'norm_f', 'normed_conv']
 
 # %% ../nbs/05_layers.ipynb 2
 import fnmatch
@@ -161,6 +161,20 @@ def load_torch(layer, state_dict: Mapping, prefix: str = ""):
         bias = inner_path(layer).bias
         layer = eqx.tree_at(lambda l: inner_path(l).bias, layer, as_jnp(_join(prefix, "bias"), bias))
     return layer
+
+def torch_state_dict(layer, prefix: str = "") -> dict[str, np.ndarray]:
+    "The PyTorch state-dict entries of `layer` (an eqx Conv/Linear, or one weight-normed: `weight_g`, `weight_v`), the inverse of `load_torch`."
+    out = {}
+    if _is_wn(layer):
+        inner = layer.layer
+        out[f"{prefix}.weight_g"], out[f"{prefix}.weight_v"] = np.asarray(layer.g), np.asarray(inner.weight)
+    else:
+        inner = layer
+        out[f"{prefix}.weight"] = np.asarray(inner.weight)
+    if getattr(inner, "bias", None) is not None:
+        out[f"{prefix}.bias"] = np.asarray(inner.bias).reshape(-1)
+    expected = torch_keys(layer, prefix)
+    return {k: v.reshape(expected[k]) for k, v in out.items()}
 
 # %% ../nbs/05_layers.ipynb 23
 class ConvTranspose1d(eqx.Module):
