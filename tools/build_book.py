@@ -253,8 +253,37 @@ def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
     return dt
 
 
+_XLA_BANNER = re.compile(r"^(\*{10,}|\[Compiling module .*\] Very slow compile\?.*)\n?", re.M)
+
+
+def strip_compiler_banners(path):
+    """Drop XLA's "Very slow compile?" banner (and its rows of stars) from the stderr outputs of a notebook: compiler
+    noise about the machine that ran it, not part of what a cell shows. Outputs left empty are removed."""
+    nb = json.loads(Path(path).read_text())
+    changed = False
+    for cell in nb["cells"]:
+        kept = []
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                text = "".join(o["text"])
+                new = _XLA_BANNER.sub("", text)
+                if new != text:
+                    changed = True
+                    if not new.strip():
+                        continue
+                    o["text"] = new.splitlines(keepends=True)
+            kept.append(o)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    if changed:
+        Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return changed
+
+
 def clean_notebook(path, root=ROOT):
-    """`nbdev_clean --fname path` (keeps outputs, strips execution noise); a missing nbdev only warns."""
+    """`nbdev_clean --fname path` (keeps outputs, strips execution noise) and XLA's compile banners; a missing nbdev
+    only warns."""
+    strip_compiler_banners(path)
     tool = _tool("nbdev_clean")
     if tool is None:
         print("[clean] nbdev_clean not found: notebooks left as executed", flush=True)

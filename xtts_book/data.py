@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .audio import (
     HOP, N_MELS, SAMPLE_RATE, AudioError, load_audio, is_silent, peak_db, compute_mel_norms, save_mel_norms, load_mel_norms)
-from .profile import data_root, pick
+from .profile import data_root, pick, shown_path
 from .sources import ESPEAK_RATES, ESPEAK_VOICES, _safe_id, source_utterances
 from .sources import *  # re-exported: the sources stay importable from xtts_book.data
 
@@ -112,7 +112,7 @@ def _build_corpus_locked(source, name, out, config, limit, val_fraction, silence
         info = _read_info(info_path)
         if info.get("config") == config and (out / "cache" / "audio.npy").exists() and (out / "manifest.jsonl").exists():
             if progress:
-                print(f"corpus {os.path.relpath(out)}: up to date ({info['clips']} clips, {info['seconds'] / 60:.1f} min); nothing to do")
+                print(f"corpus {shown_path(out)}: up to date ({info['clips']} clips, {info['seconds'] / 60:.1f} min); nothing to do")
             return out
         raise FileExistsError(f"{out} holds a corpus built with other settings ({info.get('config')}); "
                               "pass force=True (--force) to rebuild it, or choose another --out")
@@ -138,7 +138,7 @@ def _build_corpus_locked(source, name, out, config, limit, val_fraction, silence
         os.replace(out, final)
     info = _read_info(final / "corpus.json")
     if progress:
-        print(f"corpus {os.path.relpath(final)}: {info['clips']} clips, {info['seconds'] / 60:.1f} min, {len(info['speakers'])} speaker(s), "
+        print(f"corpus {shown_path(final)}: {info['clips']} clips, {info['seconds'] / 60:.1f} min, {len(info['speakers'])} speaker(s), "
               f"{info['train']} train / {info['val']} val; skipped {info['skipped']} file(s) (listed in skipped.jsonl)")
         skipped = load_skipped(final)
         for s in skipped[:10]:

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 from safetensors import safe_open
 from safetensors.numpy import save_file
-from tqdm.auto import tqdm
+from tqdm import tqdm                 # the text bar: readable in a terminal and on the page
 
 from .audio import HOP, SAMPLE_RATE, dvae_mel_bucketed, hifigan_mel, load_audio
 from .convert import is_official, load_hifigan_checkpoint
