@@ -120,3 +120,15 @@ def test_atomic_checkpoint_and_lr(tmp_path):
     assert [float(train.learning_rate(c, s, 5)) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
     with pytest.raises(ValueError, match="segment_size"):
         cfg(segment_size=1000)
+
+
+def test_only_process_zero_writes(tmp_path, monkeypatch):
+    "Several hosts train one run: every process computes, only process 0 writes checkpoints, logs and samples."
+    out = tmp_path / "run"
+    monkeypatch.setattr(jax, "process_index", lambda: 1)       # this process is not the writer
+    s = train.fit(ToyTask(cfg(steps=5)), out, progress=False)
+    assert s["step"] == 5 and not out.exists()
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    train.fit(ToyTask(cfg(steps=5)), out, progress=False)
+    assert (out / "summary.json").is_file() and (out / "config.json").is_file()
+    assert checkpoint.read_metrics(out) and list((out / "checkpoints").glob("*.eqx"))

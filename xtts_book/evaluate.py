@@ -314,7 +314,7 @@ def write_results(results: dict, out=None, headline=None) -> list[Path]:
         written.append(Path(headline))
     return written
 
-# %% ../nbs/20_evaluation.ipynb 35
+# %% ../nbs/20_evaluation.ipynb 36
 def save_listening_row(systems: list, clip: dict, folder, seconds: float = 4.0, heard: dict | None = None) -> Path:
     """Write `clip` through every system as 16-bit WAVs in `folder` (the first `seconds`), with a `row.json`:
     the clip's id and text, and per system its label, file and what the recogniser heard (`heard[system]`)."""

@@ -4,10 +4,10 @@
 
 # %% auto 0
 __all__ = ['TrainConfig', 'make_optimizer', 'learning_rate', 'set_lr', 'all_finite', 'where_tree', 'cast_floats', 'commit',
-           'counters', 'NonFiniteError', 'Task', 'load_corpus', 'fit']
+           'counters', 'NonFiniteError', 'Task', 'load_corpus', 'fit', 'is_writer']
 
 # %% ../nbs/13_training.ipynb 3
-import dataclasses, json, math, signal, threading, time
+import contextlib, dataclasses, json, math, signal, threading, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -240,8 +240,12 @@ def fit(task: Task, out, *, resume: bool = False, force: bool = False, steps: in
     if total < 1 or (minutes is not None and not minutes > 0):
         raise ValueError(f"fit: steps must be >= 1 and minutes > 0, got steps={steps}, minutes={minutes}")
     ckpts = Checkpoints(out / "checkpoints", cfg.keep_last, cfg.keep_every)
-    with RunLock(out):
-        prepare_run_folder(out, resume, force, ckpts, log)
+    writer = is_writer()                               # several hosts: all compute, one writes
+    if not writer:
+        log, progress = (lambda *a, **k: None), False
+    with RunLock(out) if writer else contextlib.nullcontext():
+        if writer:
+            prepare_run_folder(out, resume, force, ckpts, log)
         state = task.init(jr.PRNGKey(cfg.seed))
         header = {}
         if resume:
@@ -251,16 +255,27 @@ def fit(task: Task, out, *, resume: bool = False, force: bool = False, steps: in
             else:
                 state = loaded
                 log(f"resumed from {path} (step {header['step']}, {header['elapsed_s'] / 60:.1f} min trained)")
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-        return _loop(task, state, header, out, ckpts, total, minutes, progress, log)
+        if writer:
+            (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        return _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer)
 
-def _loop(task, state, header, out, ckpts, total, minutes, progress, log) -> dict:
+def is_writer() -> bool:
+    "True on the one process that writes checkpoints, logs and samples: process 0 (the only one on a single host)."
+    return jax.process_index() == 0
+
+class _NoLog:
+    "What the processes other than the writer log to: nothing."
+    def write(self, *a, **k): return {}
+    def audio(self, *a, **k): return None
+    def close(self): pass
+
+def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer: bool = True) -> dict:
     cfg = task.config
     state = task.place(state)
     step = int(header.get("step", 0))
     elapsed0 = float(header.get("elapsed_s", 0.0))
     best = float(header.get("best", math.inf))
-    runlog = RunLog(out, step)
+    runlog = RunLog(out, step) if writer else _NoLog()
     if step == 0:
         for name, wav in task.references().items():
             runlog.audio(0, name, wav, task.sample_rate)
@@ -279,6 +294,8 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log) -> dic
                 "config": asdict(cfg), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **kw}
 
     def save(best_one: bool = False, **kw):
+        if not writer:
+            return None
         try:
             return (ckpts.save_best if best_one else ckpts.save)(state, header_now(**kw))
         except OSError as e:
@@ -345,7 +362,8 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log) -> dic
             bar.close()
         runlog.close()
     summary = {"step": step, "stopped": stopped, "best": best, "elapsed_s": elapsed0 + time.monotonic() - t0}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if writer:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
     log(f"done: step {step} ({stopped}), best {task.best_metric} {best:.4g}, {summary['elapsed_s'] / 60:.1f} min")
     return summary
 
