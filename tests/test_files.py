@@ -15,7 +15,8 @@ import soundfile as sf
 
 from xtts_book import cli
 from xtts_book.checkpoint import save_weights
-from xtts_book.files import load_safetensors, load_vocoder
+from xtts_book.convert import load_safetensors
+from xtts_book.recipes import load_vocoder
 from xtts_book.hifigan import Generator, GeneratorConfig, hifigan_from_torch, hifigan_to_torch
 from xtts_book.layers import fold_weight_norm
 from xtts_book.recipes import dvae_config
@@ -117,3 +118,30 @@ def test_export_bad_weights_is_one_line(tmp_path, capsys):
     (tmp_path / "g.pth").write_bytes(b"not a checkpoint")
     _one_line_error(capsys, cli.main(["export", str(tmp_path / "g.pth"), "--out", str(tmp_path / "x")]))
     assert not (tmp_path / "x").exists()
+
+
+def test_generator_choice_and_init_from_a_pytorch_file(tmp_path):
+    "`--generator v3` picks V3 in any profile; `--init-from` reads an official-layout g_* file; a file of another config names its keys."
+    import torch
+    from xtts_book.hifigan import V1, V3
+    from xtts_book.layers import StateDictError
+    from xtts_book.recipes import init_state, make_task, run_config
+    cfg = run_config("hifigan", "ci", tmp_path / "run", sets=["generator=v3"])
+    assert init_state(cfg, jr.key(0)).gen.config == V3
+    with pytest.raises(ValueError, match="generator"):
+        run_config("hifigan", "ci", tmp_path / "run", sets=["generator=v4"])
+    g3 = Generator(V3, key=jr.key(2))
+    torch.save({"generator": {k: torch.from_numpy(np.array(v)) for k, v in hifigan_to_torch(g3).items()}}, tmp_path / "g_00000001")
+    loaded, info = load_vocoder(tmp_path / "g_00000001", "v3")
+    assert loaded.config == V3 and info["config"] == "v3"
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
+               zip(jax.tree.leaves(eqx.filter(g3, eqx.is_array)), jax.tree.leaves(eqx.filter(loaded, eqx.is_array))))
+    with pytest.raises(StateDictError, match="resblocks"):                 # a V3 file read as V1: its keys are named
+        load_vocoder(tmp_path / "g_00000001", "v1")
+    task = make_task(run_config("hifigan", "ci", tmp_path / "run", sets=[f"init_from={tmp_path / 'g_00000001'}", "generator=v3"]))
+    assert task.init_gen.config == V3 and task.model_config == V3
+    with pytest.raises(ValueError, match="does not fit for a HiFi-GAN generator v1"):     # --generator v1, a V3 file
+        make_task(run_config("hifigan", "ci", tmp_path / "run", sets=[f"init_from={tmp_path / 'g_00000001'}", "generator=v1"]))
+    save_weights(tmp_path / "v3.eqx", g3, {"model": "hifigan", "config": asdict(V3)})
+    with pytest.raises(ValueError, match="holds another generator"):                      # --generator v1, V3 weights
+        make_task(run_config("hifigan", "ci", tmp_path / "run", sets=[f"init_from={tmp_path / 'v3.eqx'}", "generator=v1"]))

@@ -85,12 +85,16 @@ def train_cli(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=_positive(float), default=None, help="wall-clock budget of this call")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
     p.add_argument("--init-from", metavar="WEIGHTS", help="HiFi-GAN: start the generator from official:universal, "
-                   "official:lj, a weights file or a run (fine-tuning; the discriminators start fresh)")
+                   "official:lj, a weights file, a run, safetensors or a PyTorch g_*/Coqui file (fine-tuning: the "
+                   "discriminators, the step counter and the schedule start fresh)")
+    p.add_argument("--generator", choices=["v1", "v2", "v3"], help="HiFi-GAN: this official generator config instead of "
+                   "the profile's (and the config of a PyTorch file given to --init-from)")
     p.add_argument("--input-dvae", metavar="WEIGHTS", help="HiFi-GAN: train on this DVAE's decoded mels (a weights "
                    "file or a run), with the real audio as the target")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    a.set += [f"init_from={a.init_from}"] * bool(a.init_from) + [f"input_dvae={a.input_dvae}"] * bool(a.input_dvae)
+    a.set += ([f"init_from={a.init_from}"] * bool(a.init_from) + [f"input_dvae={a.input_dvae}"] * bool(a.input_dvae)
+              + [f"generator={a.generator}"] * bool(a.generator))
     out = Path(a.out)
     try:                                               # every value is checked before anything is written
         cfg = run_config(a.model, a.profile, out, a.resume, a.set)
@@ -221,7 +225,8 @@ VOCODER_HELP = ("official:universal | official:lj | a book run folder, weights o
 def vocode_cli(argv: list[str] | None = None) -> int:
     "`xtts-book vocode INPUT... --weights W --out DIR [--config v1] [--chunk FRAMES]`."
     from xtts_book.audio import AudioError
-    from xtts_book.files import audio_inputs, load_vocoder, vocode_files
+    from xtts_book.recipes import load_vocoder
+    from xtts_book.files import audio_inputs, vocode_files
     p = argparse.ArgumentParser(prog="xtts-book vocode", description="Vocode audio files or mel .npy files with a HiFi-GAN generator.")
     p.add_argument("inputs", nargs="+", help="audio files, mel .npy files [80, T] (HiFi-GAN mel), or folders of them")
     p.add_argument("--weights", required=True, help=VOCODER_HELP)
@@ -249,8 +254,8 @@ def vocode_cli(argv: list[str] | None = None) -> int:
 def dvae_cli(argv: list[str] | None = None) -> int:
     "`xtts-book dvae encode AUDIO... --dvae D --out DIR` | `xtts-book dvae decode CODES... --dvae D --vocoder W --out DIR`."
     from xtts_book.audio import AudioError
-    from xtts_book.files import AUDIO_SUFFIXES, audio_inputs, decode_files, encode_files, load_vocoder
-    from xtts_book.recipes import load_dvae
+    from xtts_book.files import AUDIO_SUFFIXES, audio_inputs, decode_files, encode_files
+    from xtts_book.recipes import load_dvae, load_vocoder
     p = argparse.ArgumentParser(prog="xtts-book dvae", description="Audio to the DVAE's codes, and codes back to audio.")
     sub = p.add_subparsers(dest="action", required=True)
     e = sub.add_parser("encode", help="audio files -> NAME.npy codes each, and codes.json (the DVAE, its mel norms)")
@@ -282,7 +287,9 @@ def dvae_cli(argv: list[str] | None = None) -> int:
 
 def export_cli(argv: list[str] | None = None) -> int:
     "`xtts-book export WEIGHTS --out DIR [--config v1]`: a generator as a jax.export file and as safetensors."
-    from xtts_book.files import export_generator, load_vocoder, save_safetensors
+    from xtts_book.convert import save_safetensors
+    from xtts_book.files import export_generator
+    from xtts_book.recipes import load_vocoder
     p = argparse.ArgumentParser(prog="xtts-book export", description="Write a HiFi-GAN generator as a jax.export file "
                                 "(runs with jax alone) and as safetensors under PyTorch's names.")
     p.add_argument("weights", help=VOCODER_HELP)

@@ -6,15 +6,18 @@
 __all__ = ['XTTS_SKIPPED', 'OFFICIAL_WEIGHTS', 'KeyMapping', 'path_getter', 'apply_key_map', 'skeleton', 'key_map_table',
            'speaker_encoder_key_map', 'speaker_encoder_from_torch', 'generator_key_map', 'XttsAudio', 'xtts_from_torch',
            'load_xtts_checkpoint', 'is_official', 'official_checkpoint', 'load_hifigan_checkpoint',
-           'split_discriminator_state_dict', 'load_discriminator_checkpoint', 'dvae_from_torch', 'hifigan_from_torch',
-           'discriminators_from_torch', 'Opaque', 'read_torch_file', 'load_torch_checkpoint']
+           'split_discriminator_state_dict', 'load_discriminator_checkpoint', 'save_safetensors', 'load_safetensors',
+           'dvae_from_torch', 'hifigan_from_torch', 'discriminators_from_torch', 'Opaque', 'read_torch_file',
+           'load_torch_checkpoint']
 
 # %% ../nbs/18_xtts_weights.ipynb 2
 import importlib.util
+import json
+import os
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,9 +25,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from .discriminators import discriminators_from_torch
-from .hifigan import XTTS, Generator, hifigan_from_torch, hifigan_torch_keys
+from .hifigan import XTTS, Generator, GeneratorConfig, hifigan_from_torch, hifigan_to_torch, hifigan_torch_keys
 from .layers import StateDictError, canonical_weight_norm_keys, check_state_dict, to_numpy
 from .torchfile import _NESTS, Opaque, load_torch_checkpoint, read_torch_file
 from .vqvae import DiscreteVAE, dvae_from_torch
@@ -314,3 +319,24 @@ def load_discriminator_checkpoint(path):
     ckpt = _unwrap(ckpt) if "mpd" not in ckpt else ckpt
     mpd_sd, msd_sd = split_discriminator_state_dict(ckpt)
     return discriminators_from_torch(mpd_sd, msd_sd)
+
+# %% ../nbs/18_xtts_weights.ipynb 33
+def save_safetensors(gen: Generator, path) -> Path:
+    """The generator's weights as a safetensors file under PyTorch's names, its config in the metadata: loadable by
+    `hifigan_from_torch` here, and by PyTorch (`safetensors.torch.load_file`) into Coqui's `HifiganGenerator`."""
+    path = Path(path)
+    meta = {"format": "pt", "model": "hifigan", "config": json.dumps(asdict(gen.config))}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in hifigan_to_torch(gen).items()}, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+def load_safetensors(path) -> Generator:
+    "A `Generator` from a file `save_safetensors` wrote (or any safetensors HiFi-GAN state dict with a config in its metadata)."
+    with safe_open(str(path), framework="np") as f:
+        meta = f.metadata() or {}
+        sd = {k: f.get_tensor(k) for k in f.keys()}
+    if "config" not in meta:
+        raise ValueError(f"{path}: no generator config in the safetensors metadata")
+    return hifigan_from_torch(sd, GeneratorConfig(**json.loads(meta["config"])))
+

@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['WEIGHTS_NAMES', 'dvae_config', 'generator_config', 'grouped_conv', 'recipe', 'make_task', 'init_state', 'run_config',
-           'load_training_state', 'checkpoint_info', 'weights_info', 'load_generator', 'load_dvae', 'runs_root',
-           'find_runs', 'weights_root', 'pick_models', 'export_weights']
+           'load_training_state', 'checkpoint_info', 'weights_info', 'load_generator', 'load_dvae', 'load_vocoder',
+           'runs_root', 'find_runs', 'weights_root', 'pick_models', 'export_weights']
 
 # %% ../nbs/01_recipes.ipynb 2
 import dataclasses
@@ -20,10 +20,10 @@ import numpy as np
 
 from .checkpoint import (WeightsError, find_checkpoint, load_checkpoint, load_weights, read_header,
                                   save_weights, weights_header)
-from .convert import is_official, load_hifigan_checkpoint
+from .convert import is_official, load_hifigan_checkpoint, load_safetensors
 
 from .discriminators import GROUPED_CONV_MODES
-from .hifigan import V1, V2, Generator, GeneratorConfig
+from .hifigan import CONFIGS, V1, V2, Generator, GeneratorConfig
 from .inference import dvae_hifigan_mel
 from .profile import get_profile, git_commit, pick, repo_root, shown_path
 from .train import Task, TrainConfig
@@ -42,8 +42,11 @@ def dvae_config(profile: str | None = None, **overrides) -> DVAEConfig:
     return dataclasses.replace(base, **overrides)
 
 # %% ../nbs/01_recipes.ipynb 8
-def generator_config(profile: str | None = None) -> GeneratorConfig:
-    "The book's generator for a profile: `gpu` V1; `cpu` a V2-sized model; `ci` a tiny one (all hop 256)."
+def generator_config(profile: str | None = None, name: str = "") -> GeneratorConfig:
+    """The book's generator for a profile: `gpu` V1; `cpu` a V2-sized model; `ci` a tiny one (all hop 256); or, with
+    `name` ('v1', 'v2', 'v3': `xtts-book train hifigan --generator`), that official config whatever the profile."""
+    if name:
+        return CONFIGS[name]
     return pick({
         "gpu": V1,
         "cpu": V2,
@@ -104,11 +107,14 @@ def make_task(cfg: TrainConfig, data_dir=None, mesh=None, **options) -> Task:
     `input_dvae` (a DVAE's weights or run) the mels the generator hears: that DVAE's decoded mels."""
     if cfg.model == "hifigan":
         if cfg.init_from and "init_gen" not in options:
-            options["init_gen"] = load_generator(cfg.init_from)[0]
+            gen = options["init_gen"] = load_vocoder(cfg.init_from, cfg.generator or "v1")[0]
+            if cfg.generator and gen.config != CONFIGS[cfg.generator]:
+                raise ValueError(f"--generator {cfg.generator}: --init-from {cfg.init_from} holds another generator "
+                                 f"({gen.config.upsample_initial_channel} channels, resblock {gen.config.resblock})")
         if cfg.input_dvae and "input_mel" not in options:
             dvae, ema, norms, info = load_dvae(cfg.input_dvae)
             options["input_mel"] = lambda w: dvae_hifigan_mel(dvae, ema, norms, w, info.get("input_gain", 1.0))
-        return HifiganTask(cfg, data_dir, mesh, generator=generator_config(cfg.profile),
+        return HifiganTask(cfg, data_dir, mesh, generator=generator_config(cfg.profile, cfg.generator),
                            grouped_conv=grouped_conv(cfg.profile), **options)
     return DVAETask(cfg, data_dir, mesh, model=dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold),
                     **options)
@@ -117,7 +123,7 @@ def init_state(cfg: TrainConfig, key, model_config: dict | None = None):
     """A fresh training state for `cfg`: what `make_task(cfg).init(key)` gives, without loading a corpus. The model
     is the profile's, or `model_config` (a checkpoint header's: a fine-tuned V1 in the `cpu` profile, say)."""
     if cfg.model == "hifigan":
-        gen = generator_config(cfg.profile) if model_config is None else GeneratorConfig(**model_config)
+        gen = generator_config(cfg.profile, cfg.generator) if model_config is None else GeneratorConfig(**model_config)
         return init_gan_state(cfg, gen, key, grouped_conv=grouped_conv(cfg.profile))
     dvae = (dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold) if model_config is None
             else DVAEConfig(**model_config))
@@ -222,6 +228,18 @@ def load_dvae(path):
     if not isinstance(state, DVAEState):
         raise ValueError(f"{path}: a {header.get('model')} checkpoint, not a DVAE one")
     return state.model, state.ema, np.asarray(state.mel_norms), checkpoint_info(header, path)
+
+def load_vocoder(weights, config: str = "v1"):
+    """A HiFi-GAN generator from anything that holds one: what `load_generator` reads (a weights file, checkpoint or
+    run folder of the book, `official:universal`, `official:lj`), a safetensors file of `save_safetensors`, or a
+    PyTorch generator file (an official `g_*`, a Coqui checkpoint) of config `config` ('v1', 'v2', 'v3').
+    **Returns:** `(generator, info)`."""
+    w = Path(str(weights))
+    if is_official(weights) or w.is_dir() or w.suffix == ".eqx":
+        return load_generator(weights)
+    if w.suffix == ".safetensors":
+        return load_safetensors(w), {"checkpoint": shown_path(w), "model": "hifigan"}
+    return load_hifigan_checkpoint(w, config), {"checkpoint": shown_path(w), "model": "hifigan", "config": config}
 
 # %% ../nbs/01_recipes.ipynb 22
 def runs_root() -> Path:

@@ -44,6 +44,7 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: len(train set) // batch_size, as a PyTorch DataLoader would
     warmup_steps: int = 0  # HiFi-GAN only: generator-only mel-L1 steps before the GAN starts
     disc_warmup_steps: int = 0  # HiFi-GAN only: then discriminator-only steps (a fine-tune's fresh discriminators)
+    generator: str = ""  # HiFi-GAN only: "v1", "v2" or "v3" instead of the profile's generator (chapter 01)
     init_from: str = ""  # HiFi-GAN only: start the generator from these weights (official:universal, a weights file, a run)
     input_dvae: str = ""  # HiFi-GAN only: the generator hears this DVAE's decoded mels, not the clip's own mel
     mel_weight: float = 45.0  # weight of the mel L1 in the generator loss
@@ -94,6 +95,8 @@ class TrainConfig:
         for name in ("b1", "b2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be in [0, 1)")
+        if self.generator not in ("", "v1", "v2", "v3"):
+            raise ValueError(f"TrainConfig.generator={self.generator!r}: expected 'v1', 'v2', 'v3' or '' (the profile's)")
         if not self.mpd_periods or any(p < 2 for p in self.mpd_periods):
             raise ValueError(f"TrainConfig.mpd_periods={self.mpd_periods}: expected periods >= 2 (the paper's: 2, 3, 5, 7, 11)")
         if not 1 <= self.msd_scales <= 3:
