@@ -151,7 +151,8 @@ def _write_corpus(utts, skipped, source, name, out, config, val_fraction, silenc
     "Write the corpus of `utts` into the new folder `out`: wavs, cache, manifest, skipped list, corpus.json."
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     (out / "cache").mkdir(exist_ok=True)
-    rows, seen, waves = [], {}, []
+    raw = open(out / "cache" / "audio.raw", "wb")      # the cache, streamed: one clip in memory at a time
+    rows, seen, offset = [], {}, 0
     for u in _progress(utts, len(utts), f"corpus {name}", progress):
         if u.id in seen:
             skipped.append({"source": u.origin, "id": u.id,
@@ -168,17 +169,19 @@ def _write_corpus(utts, skipped, source, name, out, config, val_fraction, silenc
         rel = f"wavs/{u.id}.wav"
         sf.write(out / rel, wav, SAMPLE_RATE, subtype="FLOAT")
         rows.append({"id": u.id, "path": rel, "seconds": round(len(wav) / SAMPLE_RATE, 4), "text": u.text,
-                     "speaker": u.speaker, "split": split_of(u.id, val_fraction), "samples": int(len(wav))})
-        waves.append(wav)
+                     "speaker": u.speaker, "split": split_of(u.id, val_fraction), "samples": int(len(wav)), "offset": offset})
+        raw.write(np.ascontiguousarray(wav, np.float32).tobytes())
+        offset += len(wav)
+    raw.close()
     if not rows:
         reasons = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:3])
         raise ValueError(f"corpus {source!r}: no usable clips ({len(skipped)} skipped{': ' + reasons if reasons else ''})")
     if val_fraction > 0 and len(rows) >= 2 and not any(r["split"] == "val" for r in rows):
         min(rows, key=lambda r: _hash01(r["id"]))["split"] = "val"
-    offset = 0
-    for r, w in zip(rows, waves):
-        r["offset"], offset = offset, offset + len(w)
-    np.save(out / "cache" / "audio.npy", np.concatenate(waves).astype(np.float32))
+    with open(out / "cache" / "audio.npy", "wb") as f, open(out / "cache" / "audio.raw", "rb") as r:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (offset,)})
+        shutil.copyfileobj(r, f, 1 << 24)              # the .npy is its header, then the raw samples
+    (out / "cache" / "audio.raw").unlink()
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     with open(out / "skipped.jsonl", "w", encoding="utf-8") as f:
@@ -203,7 +206,8 @@ def load_skipped(corpus_dir) -> list[dict]:
     return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()] if p.exists() else []
 
 def load_split(corpus_dir, split: str = "train") -> list[np.ndarray]:
-    "Float32 waves at 22,050 Hz of one split (`train` or `val`), in manifest order, from the cache."
+    """Float32 waves at 22,050 Hz of one split (`train` or `val`), in manifest order: read-only views of the
+    memory-mapped cache, so a corpus larger than memory costs only the pages a batch touches."""
     split = {"validation": "val", "valid": "val", "test": "val"}.get(split, split)
     if split not in ("train", "val", "all"):
         raise ValueError(f"split must be 'train' or 'val' (or 'all'), got {split!r}")
@@ -211,7 +215,7 @@ def load_split(corpus_dir, split: str = "train") -> list[np.ndarray]:
     cache = Path(corpus_dir) / "cache" / "audio.npy"
     if cache.exists():
         audio = np.load(cache, mmap_mode="r")
-        return [np.array(audio[r["offset"]: r["offset"] + r["samples"]], dtype=np.float32) for r in rows]
+        return [audio[r["offset"]: r["offset"] + r["samples"]] for r in rows]
     return [load_audio(Path(corpus_dir) / r["path"]) for r in rows]
 
 def corpus_stats(corpus_dir) -> dict:
