@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['CKPT_SUFFIX', 'WEIGHTS_FORMAT', 'RUN_FILES', 'save_checkpoint', 'read_header', 'load_checkpoint', 'Checkpoints',
            'find_checkpoint', 'run_checkpoints', 'WeightsError', 'save_weights', 'weights_header', 'load_weights',
-           'RunLog', 'read_metrics', 'RunFolderError', 'CheckpointError', 'RunLock', 'prepare_run_folder',
+           'RunLog', 'read_metrics', 'NoLog', 'RunFolderError', 'CheckpointError', 'RunLock', 'prepare_run_folder',
            'resume_checkpoint']
 
 # %% ../nbs/12_checkpoint.ipynb 2
@@ -214,6 +214,13 @@ def read_metrics(out) -> list[dict]:
     "The records of a run's `metrics.jsonl`."
     path = Path(out) / "metrics.jsonl"
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+
+class NoLog:
+    "A `RunLog` that writes nothing: what the processes other than the writer of a multi-host run log to."
+    def write(self, *a, **k): return {}
+    def audio(self, *a, **k): return None
+    def close(self): pass
+
 
 # %% ../nbs/12_checkpoint.ipynb 14
 class RunFolderError(FileExistsError):

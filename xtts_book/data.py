@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['MIN_SAMPLES', 'CORPUS_VERSION', 'split_of', 'build_corpus', 'load_manifest', 'load_skipped', 'load_split',
-           'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch', 'paired_segment_batch',
+           'load_corpus', 'corpus_stats', 'corpus_mel_norms', 'default_corpus', 'segment_batch', 'paired_segment_batch',
            'init_distributed', 'make_mesh', 'mesh_shardings', 'shard_batch', 'replicate']
 
 # %% ../nbs/04_data.ipynb 2
@@ -217,6 +217,14 @@ def load_split(corpus_dir, split: str = "train") -> list[np.ndarray]:
         audio = np.load(cache, mmap_mode="r")
         return [audio[r["offset"]: r["offset"] + r["samples"]] for r in rows]
     return [load_audio(Path(corpus_dir) / r["path"]) for r in rows]
+
+def load_corpus(data_dir, profile):
+    "The train and validation waves of the corpus in `data_dir` (default: the profile's). **Returns:** `(data_dir, train, val)`."
+    data_dir = default_corpus(profile) if data_dir is None else Path(data_dir)
+    train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
+    if not train:
+        raise ValueError(f"{data_dir}: the train split is empty")
+    return data_dir, train, val
 
 def corpus_stats(corpus_dir) -> dict:
     "Clips, minutes, speakers, split sizes and skipped files of a built corpus."

@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['TrainConfig', 'make_optimizer', 'learning_rate', 'set_lr', 'all_finite', 'where_tree', 'cast_floats', 'commit',
-           'counters', 'NonFiniteError', 'Task', 'load_corpus', 'fit', 'is_writer']
+           'counters', 'NonFiniteError', 'Task', 'fit', 'is_writer']
 
 # %% ../nbs/13_training.ipynb 3
 import contextlib, dataclasses, json, math, signal, threading, time
@@ -22,9 +22,9 @@ from jaxtyping import Array
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE
-from .checkpoint import (CheckpointError, Checkpoints, RunLock, RunLog, _scalar, prepare_run_folder,
+from .checkpoint import (CheckpointError, Checkpoints, NoLog, RunLock, RunLog, _scalar, prepare_run_folder,
                                   resume_checkpoint)
-from .data import default_corpus, load_split, make_mesh, replicate, shard_batch
+from .data import make_mesh, replicate, shard_batch
 from .profile import PROFILES
 
 # %% ../nbs/13_training.ipynb 6
@@ -196,14 +196,6 @@ class Task:
         "Ground-truth clips written once beside the samples."
         return {}
 
-def load_corpus(data_dir, profile):
-    "The train and validation waves of the corpus in `data_dir` (default: the profile's). **Returns:** `(data_dir, train, val)`."
-    data_dir = default_corpus(profile) if data_dir is None else Path(data_dir)
-    train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
-    if not train:
-        raise ValueError(f"{data_dir}: the train split is empty")
-    return data_dir, train, val
-
 def _fmt(v):
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
@@ -266,19 +258,13 @@ def is_writer() -> bool:
     "True on the one process that writes checkpoints, logs and samples: process 0 (the only one on a single host)."
     return jax.process_index() == 0
 
-class _NoLog:
-    "What the processes other than the writer log to: nothing."
-    def write(self, *a, **k): return {}
-    def audio(self, *a, **k): return None
-    def close(self): pass
-
 def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer: bool = True) -> dict:
     cfg = task.config
     state = task.place(state)
     step = int(header.get("step", 0))
     elapsed0 = float(header.get("elapsed_s", 0.0))
     best = float(header.get("best", math.inf))
-    runlog = RunLog(out, step) if writer else _NoLog()
+    runlog = RunLog(out, step) if writer else NoLog()
     if step == 0:
         for name, wav in task.references().items():
             runlog.audio(0, name, wav, task.sample_rate)

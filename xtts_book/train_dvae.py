@@ -18,9 +18,9 @@ import optax
 from jaxtyping import Array, Float, Int, PyTree
 
 from .audio import dvae_mel
-from .data import corpus_mel_norms, mesh_shardings, segment_batch
+from .data import corpus_mel_norms, load_corpus, mesh_shardings, segment_batch
 from .train import (Task, TrainConfig, all_finite, cast_floats, commit, counters, learning_rate,
-                             load_corpus, make_optimizer, set_lr)
+                             make_optimizer, set_lr)
 from .vqvae import DiscreteVAE, DVAEConfig, _perplexity, dvae_forward, dvae_loss
 
 # %% ../nbs/15_train_dvae.ipynb 5

@@ -18,12 +18,12 @@ from jaxtyping import Array, Int, PyTree
 from tqdm.auto import tqdm
 
 from .audio import HOP, SAMPLE_RATE, hifigan_mel
-from .data import mesh_shardings, paired_segment_batch, segment_batch
+from .data import load_corpus, mesh_shardings, paired_segment_batch, segment_batch
 from .discriminators import (MultiPeriodDiscriminator, MultiScaleDiscriminator, discriminate,
                                       discriminator_loss, feature_loss, generator_loss, mel_loss)
 from .hifigan import Generator, GeneratorConfig
 from .train import (Task, TrainConfig, all_finite, cast_floats, commit, counters, learning_rate,
-                             load_corpus, make_optimizer, set_lr)
+                             make_optimizer, set_lr)
 
 # %% ../nbs/14_train_gan.ipynb 5
 class GANState(eqx.Module):
