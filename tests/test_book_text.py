@@ -11,7 +11,7 @@ NOTEBOOKS = sorted((ROOT / "nbs").glob("*.ipynb"))
 # an absolute path of a machine: the usual roots of home, work and temporary folders
 ROOTS = r"(?:work|home|root|tmp|Users|var/folders|private|mnt|opt)/[^\s'\"<>)\]]+"
 MACHINE_PATH = re.compile(r"(?<![\w.:/~])/" + ROOTS + r"|(?:\.\./){2,}" + ROOTS)   # absolute, or climbing out of the repo
-BANNERS = ("Very slow compile?", "xla_dump_to")
+BANNERS = ("Very slow compile?", "xla_dump_to", "slow_operation_alarm")
 # repository files the prose can name: anything under these folders, with an extension
 REPO_FILE = re.compile(r"`((?:tests|tools|results|nbs|xtts_book|\.ci)/[\w./*-]+\.\w+)`")
 

@@ -253,11 +253,11 @@ def execute_notebook(path, profile, timeout=3600, failed_dir=None, root=ROOT):
     return dt
 
 
-_XLA_BANNER = re.compile(r"^(\*{10,}|\[Compiling module .*\] Very slow compile\?.*)\n?", re.M)
+_XLA_BANNER = re.compile(r"^(\*{10,}|\[Compiling module .*\] Very slow compile\?.*|E\d{4} .*slow_operation_alarm.*)\n?", re.M)
 
 
 def strip_compiler_banners(path):
-    """Drop XLA's "Very slow compile?" banner (and its rows of stars) from the stderr outputs of a notebook: compiler
+    """Drop XLA's "Very slow compile?" banner (its rows of stars, its slow-operation alarms) from the stderr outputs of a notebook: compiler
     noise about the machine that ran it, not part of what a cell shows. Outputs left empty are removed."""
     nb = json.loads(Path(path).read_text())
     changed = False
