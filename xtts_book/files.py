@@ -104,8 +104,8 @@ def encode_files(dvae_parts, files, out, source: str = "") -> dict:
     return manifest
 
 def decode_files(dvae_parts, gen, files, out, chunk: int = 256) -> int:
-    """Codes `.npy` files -> the DVAE's decoder -> the vocoder `gen` -> `out/NAME.wav`, cut to the source's length when
-    a `codes.json` beside the codes names it. Codes outside the codebook, or codes that `codes.json` says another
+    """Codes `.npy` files -> the DVAE's decoder -> the vocoder `gen` -> `out/NAME.wav`, cut to the source's whole
+    frames (the length vocoding the source gives) when a `codes.json` beside the codes names it. Codes outside the codebook, or codes that `codes.json` says another
     DVAE made, are a ValueError before anything is written. **Returns:** the number of files."""
     dvae, ema, norms, info = dvae_parts
     gain, K = float(info.get("input_gain", 1.0)), dvae.config.num_tokens
@@ -120,7 +120,7 @@ def decode_files(dvae_parts, gen, files, out, chunk: int = 256) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for f, c in zip(tqdm(files, desc="decode", unit="file"), codes):
         wav = vocode_long(gen, codes_to_hifigan_mel(dvae, ema, norms, c, gain), chunk)
-        write_wav(out / f"{f.stem}.wav", wav[: lengths.get(f, wav.size)])
+        write_wav(out / f"{f.stem}.wav", wav[: lengths[f] // HOP * HOP if f in lengths else wav.size])
     return len(files)
 
 
