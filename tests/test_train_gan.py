@@ -18,9 +18,7 @@ from xtts_book import train_dvae
 from xtts_book import train_gan
 
 quiet = dict(progress=False, log=lambda *a: None)
-# the GAN-step compiles ran past 10 minutes each on CI's 2 cores: these tests carry the `slow` marker
-# (registered in pyproject.toml, deselected by default; `pytest -m slow` runs them)
-slow = pytest.mark.slow
+# the GAN-step tests run in `make test`: about 7 minutes together on 2 cores, on one pytest worker
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,6 @@ def same(a, b):
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@slow
 def test_d_first_then_g_through_updated_d(gan):
     st = gan.place(gan.init(jr.PRNGKey(0)))
     before = arrays(st)
@@ -70,7 +67,6 @@ def test_d_first_then_g_through_updated_d(gan):
     assert abs(float(new_d) - float(old_d)) > 1e-3 * abs(float(old_d))
 
 
-@slow
 def test_nan_batch_skipped_inside_the_step(gan):
     st = gan.place(gan.init(jr.PRNGKey(0)))
     before = arrays(st)
@@ -85,7 +81,6 @@ def test_nan_batch_skipped_inside_the_step(gan):
     assert (int(after.step), int(after.skipped), int(after.streak)) == (2, 2, 2)
 
 
-@slow
 def test_resume_gan_exactly(gan, tmp_path):
     train.fit(gan, tmp_path / "a", **quiet)  # ci: 2 warm-up + 2 GAN steps
     train.fit(gan, tmp_path / "b", steps=3, **quiet)
@@ -100,7 +95,6 @@ def test_resume_gan_exactly(gan, tmp_path):
     assert any((tmp_path / "a" / "tb").iterdir())
 
 
-@pytest.mark.slow   # two more GAN compiles (minutes on 2 cores); bf16 on CPU is covered by the DVAE test
 def test_mixed_precision_runs_on_cpu():
     cfg = recipes.recipe("hifigan", "ci", mixed_precision=True)
     task = recipes.make_task(cfg, disc_factory=tiny_discriminators)

@@ -11,7 +11,7 @@ import argparse, os, sys, time
 from pathlib import Path
 
 from .audio import SAMPLE_RATE
-from .profile import PROFILES, get_profile, git_commit, shown_path
+from .profile import PROFILES, compile_cache, get_profile, git_commit, shown_path
 
 # %% ../nbs/99_cli.ipynb 5
 def corpus_cli(argv: list[str] | None = None) -> int:
@@ -205,14 +205,16 @@ def bench_cli(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xtts-book bench", description="JAX against the PyTorch reference, same weights, same run")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (the CI smoke test)")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    ap.add_argument("--repeats", type=int, default=None, help="timed steps per side (default 5; 1 with --quick)")
+    ap.add_argument("--repeats", type=int, default=None, help="alternating blocks of timed steps per side (default 5; 1 with --quick)")
     ap.add_argument("--out", default="results/bench", help="folder for bench.json and bench.md")
-    ap.add_argument("--torch-threads", type=int, default=2, help="torch.set_num_threads in the PyTorch workers")
+    ap.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads in the PyTorch workers "
+                    "(default: PyTorch's own, one thread per core)")
     a = ap.parse_args(argv)
     repeats = a.repeats or (1 if a.quick else 5)
     if repeats < 1:
         ap.error("--repeats must be >= 1")
-    os.environ["XTTS_BENCH_TORCH_THREADS"] = str(a.torch_threads)
+    if a.torch_threads:
+        os.environ["XTTS_BENCH_TORCH_THREADS"] = str(a.torch_threads)
     res = run_bench(a.cases, a.quick, repeats, a.out)
     print(markdown(res))
     return 0
@@ -344,11 +346,15 @@ COMMANDS = {
 def _usage() -> str:
     lines = ["usage: xtts-book COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<8} {help}" for name, (_, help) in COMMANDS.items()]
+    lines += ["", "--no-compile-cache (any command): do not keep compiled programs in $XTTS_BOOK_JAX_CACHE "
+              "(default ~/.cache/xtts_book/jax)"]
     return "\n".join(lines)
 
 def main(argv: list[str] | None = None) -> int:
     "Dispatch `xtts-book COMMAND ...` to its command."
     argv = list(sys.argv[1:] if argv is None else argv)
+    compile_cache("off" if "--no-compile-cache" in argv else None)   # chapter 00: compiled programs kept on disk
+    argv = [a for a in argv if a != "--no-compile-cache"]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0

@@ -31,14 +31,14 @@ def torch_dvae(**overrides):
     from TTS.tts.layers.xtts.dvae import DiscreteVAE
     return DiscreteVAE(**{**TORCH_DVAE, **overrides})
 
-def torch_hifigan_mel(fmax: float | None = 8000.0, dtype=None):
+def torch_hifigan_mel(fmax: float | None = 8000.0, dtype=None, device="cpu"):
     """The official HiFi-GAN `mel_spectrogram` in PyTorch, as a function of a waveform batch `[b, n]` -> `[b, 80, t]`:
     reflect pad 384, STFT (centre off, periodic Hann), magnitude `sqrt(re^2 + im^2 + 1e-9)`, librosa's Slaney
     mel basis up to `fmax` (None: 11,025 Hz, the loss mel), natural log of the clamped result."""
     import librosa, torch
     dtype = dtype or torch.float32
-    basis = torch.from_numpy(librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0, fmax=fmax)).to(dtype)
-    window = torch.hann_window(1024, dtype=dtype)
+    basis = torch.from_numpy(librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0, fmax=fmax)).to(device, dtype)
+    window = torch.hann_window(1024, dtype=dtype, device=device)
     def mel(y):
         y = torch.nn.functional.pad(y.unsqueeze(1), (384, 384), mode="reflect").squeeze(1)
         spec = torch.stft(y, 1024, hop_length=256, win_length=1024, window=window, center=False, return_complex=True)

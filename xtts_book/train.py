@@ -229,7 +229,7 @@ def fit(task: Task, out, *, resume: bool = False, force: bool = False, steps: in
     this call. SIGINT and SIGTERM stop the run after the current step, which is saved.
     **Returns:** a summary dict (`step`, `stopped`: 'steps' | 'time' | 'SIGINT' | 'SIGTERM', `best`, `elapsed_s`).
     """
-    cfg = task.config
+    cfg, t_fit = task.config, time.monotonic()
     out = Path(out)
     total = cfg.steps if steps is None else int(steps)
     if total < 1 or (minutes is not None and not minutes > 0):
@@ -252,13 +252,13 @@ def fit(task: Task, out, *, resume: bool = False, force: bool = False, steps: in
                 log(f"resumed from {path} (step {header['step']}, {header['elapsed_s'] / 60:.1f} min trained)")
         if writer:
             (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-        return _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer)
+        return _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer, t_fit)
 
 def is_writer() -> bool:
     "True on the one process that writes checkpoints, logs and samples: process 0 (the only one on a single host)."
     return jax.process_index() == 0
 
-def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer: bool = True) -> dict:
+def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer: bool, t_fit: float) -> dict:
     cfg = task.config
     state = task.place(state)
     step = int(header.get("step", 0))
@@ -268,7 +268,7 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer
     if step == 0:
         for name, wav in task.references().items():
             runlog.audio(0, name, wav, task.sample_rate)
-    t0 = time.monotonic()
+    t0, first = time.monotonic(), step + 1
     deadline = t0 + 60 * minutes if minutes else math.inf
     budget = f"{minutes:g} min (until {time.strftime('%H:%M:%S', time.localtime(time.time() + 60 * minutes))})" if minutes else "none"
     log(f"train {task.name} [{cfg.profile}]: steps {step} -> {total}, time budget {budget}, "
@@ -317,6 +317,9 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer
                 state, metrics = task.train_step(state, batch, step)
                 metrics = {k: _scalar(v) for k, v in jax.device_get(metrics).items()}
                 step += 1
+                if step == first:                    # what a reader waits for: loading, building and compiling
+                    log(f"step {step} done {time.monotonic() - t0:.1f} s after the loop began "
+                        f"({time.monotonic() - t_fit:.1f} s after fit was called; compilation included)")
                 minutes_now = (elapsed0 + time.monotonic() - t0) / 60
                 if metrics.get("streak", 0) >= cfg.max_bad_steps:
                     runlog.write(step, metrics, minutes=minutes_now)

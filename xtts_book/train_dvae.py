@@ -141,7 +141,8 @@ class DVAETask(Task):
         self._val_fn = val_fn
 
     def init(self, key) -> DVAEState:
-        return init_dvae_state(self.config, self.model, key, self.mel_norms)
+        # compiled as one program, as HifiganTask.init
+        return eqx.filter_jit(lambda k, n: init_dvae_state(self.config, self.model, k, n))(key, self.mel_norms)
 
     @property
     def model_config(self) -> DVAEConfig:

@@ -279,8 +279,9 @@ class HifiganTask(Task):
         return np.stack([self.input_mel(w) for w in np.asarray(y)])
 
     def init(self, key) -> GANState:
-        state = init_gan_state(self.config, self.generator, key, disc_factory=self.disc_factory,
-                               grouped_conv=self.grouped_conv)
+        # one compiled program (kept by the compilation cache) instead of a small compile per layer shape
+        state = eqx.filter_jit(lambda k: init_gan_state(self.config, self.generator, k, disc_factory=self.disc_factory,
+                                                        grouped_conv=self.grouped_conv))(key)
         return state if self.init_gen is None else eqx.tree_at(lambda s: s.gen, state, self.init_gen)
 
     def batch(self, step: int):
