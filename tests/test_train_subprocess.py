@@ -48,7 +48,7 @@ SHARDING = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("model", ["dvae", pytest.param("hifigan", marks=pytest.mark.slow)])  # slow: two generator compiles
+@pytest.mark.parametrize("model", ["dvae", "hifigan"])
 def test_two_devices_equal_one(model):
     r = subprocess.run([sys.executable, "-c", SHARDING, model], env=env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
                        cwd=ROOT, capture_output=True, text=True, timeout=900)

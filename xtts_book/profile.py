@@ -70,14 +70,16 @@ def git_commit(repo=None) -> str:
 
 # %% ../nbs/00_profile.ipynb 10
 def compile_cache(folder=None) -> Path | None:
-    """Turn on JAX's persistent compilation cache in `folder`: by default `$XTTS_BOOK_JAX_CACHE`, else
-    `$XDG_CACHE_HOME/xtts_book/jax` (`~/.cache/xtts_book/jax`). `off` (or `0`, `none`) turns it off.
-    Programs that compile in under a second are not stored. **Returns:** the folder, or None when off."""
-    folder = folder or os.environ.get("XTTS_BOOK_JAX_CACHE") or (
+    """Turn on JAX's persistent compilation cache in `folder`: by default `$XTTS_BOOK_JAX_CACHE`, else JAX's own
+    `$JAX_COMPILATION_CACHE_DIR`, else `$XDG_CACHE_HOME/xtts_book/jax` (`~/.cache/xtts_book/jax`). `off` (or `0`,
+    `none`) turns it off. Programs that compile in under a second are not stored (unless
+    `$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS` says otherwise). **Returns:** the folder, or None when off."""
+    folder = folder or os.environ.get("XTTS_BOOK_JAX_CACHE") or os.environ.get("JAX_COMPILATION_CACHE_DIR") or (
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "xtts_book" / "jax")
     if str(folder).strip().lower() in ("off", "0", "none", "false"):
         return None
     import jax
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     return Path(folder)
