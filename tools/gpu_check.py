@@ -3,7 +3,8 @@
     tools/gpu_check.sh            # on a GPU machine: writes results/bench/gpu/<device>.json
     tools/gpu_check.sh --dry      # anywhere: the same steps at the `ci` sizes on the CPU (CI runs this)
 
-1. an espeak corpus (24 clips, built here: nothing is downloaded);
+1. an espeak corpus of 12 clips: `.gpu-corpus/` when tools/gpu_wheels.sh built it (the espeak voices are 10 MB
+   of wheel, the corpus 5), else built here;
 2. a few training steps of each model in the `gpu` profile, bf16 on (HiFi-GAN: V1, the full MPD + MSD, batch 16);
 3. bf16 against fp32 on the same batch and weights: the generator's mel L1 and the DVAE's loss, within `TOL`;
 4. V1 and V3 inference and the V1 GAN step timed in JAX and in PyTorch (CUDA), in this run (`xtts_book.bench`);
@@ -76,6 +77,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="the JSON file (default results/bench/gpu/<device>.json; "
                     "--dry: $OUT/gpu_check_dry.json or a temporary folder)")
     ap.add_argument("--repeats", type=int, default=None, help="blocks of timed steps per side (default 3; 1 dry)")
+    ap.add_argument("--corpus", default=None, help="a built corpus folder (default: .gpu-corpus/ if there, else "
+                    "an espeak corpus built in a temporary folder)")
     a = ap.parse_args(argv)
     import jax
     if not a.dry and jax.default_backend() == "cpu":
@@ -89,7 +92,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as d:
         d = Path(d)
         from xtts_book.data import build_corpus
-        corpus = build_corpus("espeak", d / "corpus", limit=12 if a.dry else 24, val_fraction=0.2, progress=False)
+        corpus = Path(a.corpus) if a.corpus else ROOT / ".gpu-corpus"
+        if not (corpus / "manifest.jsonl").exists() or a.dry:
+            corpus = build_corpus("espeak", d / "corpus", limit=12, val_fraction=0.25, progress=False)
+        res["corpus"] = {"clips": sum(1 for _ in open(corpus / "manifest.jsonl"))}
         res["train"] = {"hifigan": train_steps("hifigan", profile, corpus, d / "hifigan", 2 if a.dry else 3),
                         "dvae": train_steps("dvae", profile, corpus, d / "dvae", 2 if a.dry else 3)}
         print("train:", json.dumps(res["train"]), flush=True)
