@@ -10,7 +10,7 @@ __all__ = ['VOCODER_HELP', 'COMMANDS', 'corpus_cli', 'train_cli', 'eval_cli', 'b
 import argparse, os, sys, time
 from pathlib import Path
 
-from .audio import SAMPLE_RATE
+from .audio import AUDIO_RECIPES, SAMPLE_RATE
 from .profile import PROFILES, compile_cache, get_profile, git_commit, shown_path
 
 # %% ../nbs/99_cli.ipynb 5
@@ -24,6 +24,8 @@ def corpus_cli(argv: list[str] | None = None) -> int:
     b.add_argument("--out", default=None, help="corpus directory (default: DATA_ROOT/corpora/<source>)")
     b.add_argument("--limit", type=int, default=None, help="use only the first N utterances")
     b.add_argument("--val-fraction", type=float, default=0.05, help="fraction of ids in the validation split")
+    b.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, choices=[c.sample_rate for c in AUDIO_RECIPES.values()],
+                   help="resample every clip to this rate (default 22050); the default --out gets -16k or -24k appended")
     b.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
     b.add_argument("--download", action="store_true", help="ljspeech: download LJSpeech-1.1 (2.6 GB) if it is missing")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -35,7 +37,7 @@ def corpus_cli(argv: list[str] | None = None) -> int:
         if args.cmd == "build":
             extra = {"download": True} if args.download and args.source == "ljspeech" else {}
             out = build_corpus(args.source, args.out, limit=args.limit, val_fraction=args.val_fraction,
-                               force=args.force, progress=not args.quiet, **extra)
+                               force=args.force, progress=not args.quiet, sample_rate=args.sample_rate, **extra)
             print(out)
             return 0
         stats = corpus_stats(args.corpus)
@@ -69,6 +71,7 @@ def _fail(command: str, message, code: int = 2) -> int:
 
 def train_cli(argv: list[str] | None = None) -> int:
     "`xtts-book train hifigan|dvae --profile P --data DIR --out DIR [--resume] [--steps N] [--minutes M]`."
+    from xtts_book.audio import RateMismatchError
     from xtts_book.recipes import make_task, run_config
     from xtts_book.checkpoint import CheckpointError, RunFolderError
     from xtts_book.data import init_distributed
@@ -91,10 +94,12 @@ def train_cli(argv: list[str] | None = None) -> int:
                    "the profile's (and the config of a PyTorch file given to --init-from)")
     p.add_argument("--input-dvae", metavar="WEIGHTS", help="HiFi-GAN: train on this DVAE's decoded mels (a weights "
                    "file or a run), with the real audio as the target")
+    p.add_argument("--audio", choices=list(AUDIO_RECIPES), help="the audio recipe (sample rate and mel settings; "
+                   "default: the corpus's rate; the profile's corpus is built at this rate)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     a.set += ([f"init_from={a.init_from}"] * bool(a.init_from) + [f"input_dvae={a.input_dvae}"] * bool(a.input_dvae)
-              + [f"generator={a.generator}"] * bool(a.generator))
+              + [f"generator={a.generator}"] * bool(a.generator) + [f"audio={a.audio}"] * bool(a.audio))
     out = Path(a.out)
     try:                                               # every value is checked before anything is written
         cfg = run_config(a.model, a.profile, out, a.resume, a.set)
@@ -112,6 +117,8 @@ def train_cli(argv: list[str] | None = None) -> int:
                       progress=not a.no_progress)
     except NonFiniteError as e:
         return _fail("train", e, 3)
+    except RateMismatchError as e:                     # --resume of a run trained at another rate
+        return _fail("train", e)
     except RunFolderError as e:
         return _fail("train", e)
     except CheckpointError as e:
@@ -122,7 +129,8 @@ def train_cli(argv: list[str] | None = None) -> int:
 # %% ../nbs/99_cli.ipynb 9
 def eval_cli(argv: list[str] | None = None) -> int:
     "`xtts-book eval [--checkpoint RUN] [--dvae RUN] [--data DIR] [--clips N] [--out results.json] [--headline FILE]`."
-    from xtts_book.data import default_corpus
+    from xtts_book.audio import audio_recipe
+    from xtts_book.data import corpus_sample_rate, default_corpus
     from xtts_book.evaluate import (build_systems, check_targets, code_usage, evaluate, load_clips, refuse_to_drop,
                                     results_table, targets_markdown, training_curve, write_results)
     p = argparse.ArgumentParser(prog="xtts-book eval", description="Score systems on a corpus's validation clips and print the results table.")
@@ -155,13 +163,15 @@ def eval_cli(argv: list[str] | None = None) -> int:
     if not Path(a.data).is_dir():
         return _fail("eval", f"--data {a.data}: no such corpus folder")
     try:
+        audio = audio_recipe(corpus_sample_rate(a.data))   # the models must have been made for the clips' rate
         clips = load_clips(a.data, a.clips, a.split, a.max_seconds)
     except (ValueError, FileNotFoundError) as e:
         return _fail("eval", e)
-    print(f"eval: {len(clips)} {a.split} clips from {shown_path(a.data)} ({sum(len(c['wav']) for c in clips) / SAMPLE_RATE:.1f} s), profile {profile}")
+    print(f"eval: {len(clips)} {a.split} clips from {shown_path(a.data)} ({sum(len(c['wav']) for c in clips) / audio.sample_rate:.1f} s "
+          f"at {audio.name}), profile {profile}")
 
     try:                                                # a system asked for and not buildable: nothing is scored
-        systems, skipped, parts = build_systems(a.checkpoint, a.dvae, a.official, a.finetuned, a.gl_iters)
+        systems, skipped, parts = build_systems(a.checkpoint, a.dvae, a.official, a.finetuned, a.gl_iters, audio=audio)
     except ValueError as e:
         return _fail("eval", e)
     if a.out and not a.allow_fewer:
@@ -174,13 +184,14 @@ def eval_cli(argv: list[str] | None = None) -> int:
 
     results = evaluate(systems, clips, asr=not a.no_asr, dns=not a.no_dnsmos)
     if parts is not None:                               # how much of its codebook the DVAE uses on these clips
-        results["codes"] = code_usage(*parts[:3], clips, parts[3].get("input_gain", 1.0))
+        results["codes"] = code_usage(*parts[:3], clips, parts[3].get("input_gain", 1.0), audio)
         print(f"  DVAE codes: {results['codes']['used']} of {results['codes']['num_tokens']} used over "
               f"{results['codes']['positions']} positions")
     results["targets"] = check_targets(results)
     results["skipped"] = skipped
     command = "xtts-book eval " + " ".join(shown_path(x) for x in (argv if argv is not None else sys.argv[1:]))
     results["meta"] = {"commit": git_commit(), "profile": profile, "data": shown_path(a.data), "split": a.split,
+                       "sample_rate": audio.sample_rate,
                        "clips": len(clips), "clip_ids": [c.get("id") for c in clips], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                        "command": command.strip(), "settings": {"gl_iters": a.gl_iters, "max_seconds": a.max_seconds,
                        "asr": not a.no_asr, "dnsmos": not a.no_dnsmos}}
@@ -225,9 +236,9 @@ VOCODER_HELP = ("official:universal | official:lj | a book run folder, weights o
                 "`xtts-book export` | a PyTorch generator file (official g_*, Coqui checkpoint; see --config)")
 
 def vocode_cli(argv: list[str] | None = None) -> int:
-    "`xtts-book vocode INPUT... --weights W --out DIR [--config v1] [--chunk FRAMES]`."
+    "`xtts-book vocode INPUT... --weights W --out DIR [--config v1] [--chunk FRAMES] [--resample]`."
     from xtts_book.audio import AudioError
-    from xtts_book.recipes import load_vocoder
+    from xtts_book.recipes import load_vocoder, model_audio
     from xtts_book.files import audio_inputs, vocode_files
     p = argparse.ArgumentParser(prog="xtts-book vocode", description="Vocode audio files or mel .npy files with a HiFi-GAN generator.")
     p.add_argument("inputs", nargs="+", help="audio files, mel .npy files [80, T] (HiFi-GAN mel), or folders of them")
@@ -235,17 +246,19 @@ def vocode_cli(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="v1", choices=["v1", "v2", "v3"], help="generator config of a PyTorch file")
     p.add_argument("--out", required=True, help="output folder (NAME.wav per input)")
     p.add_argument("--chunk", type=_positive(int), default=256, help="mel frames per window (one compile for all)")
+    p.add_argument("--resample", action="store_true", help="resample audio files to the vocoder's rate (default: a "
+                   "file at another rate is an error)")
     a = p.parse_args(argv)
     try:
         files = audio_inputs(a.inputs)
     except FileNotFoundError as e:
         return _fail("vocode", e)
     try:
-        gen, _ = load_vocoder(a.weights, a.config)
+        gen, info = load_vocoder(a.weights, a.config)
     except (FileNotFoundError, ValueError, KeyError, OSError) as e:
         return _fail("vocode", f"--weights {a.weights}: {e}")
     try:
-        r = vocode_files(gen, files, a.out, a.chunk)
+        r = vocode_files(gen, files, a.out, a.chunk, model_audio(info), a.resample)
     except (AudioError, ValueError, OSError) as e:
         return _fail("vocode", e)
     print(f"vocoded {r['files']} file(s), {r['seconds']:.1f} s of audio in {r['took']:.1f} s "
@@ -257,7 +270,7 @@ def dvae_cli(argv: list[str] | None = None) -> int:
     "`xtts-book dvae encode AUDIO... --dvae D --out DIR` | `xtts-book dvae decode CODES... --dvae D --vocoder W --out DIR`."
     from xtts_book.audio import AudioError
     from xtts_book.files import AUDIO_SUFFIXES, audio_inputs, decode_files, encode_files
-    from xtts_book.recipes import load_dvae, load_vocoder
+    from xtts_book.recipes import check_audio, load_dvae, load_vocoder, model_audio
     p = argparse.ArgumentParser(prog="xtts-book dvae", description="Audio to the DVAE's codes, and codes back to audio.")
     sub = p.add_subparsers(dest="action", required=True)
     e = sub.add_parser("encode", help="audio files -> NAME.npy codes each, and codes.json (the DVAE, its mel norms)")
@@ -266,6 +279,8 @@ def dvae_cli(argv: list[str] | None = None) -> int:
         q.add_argument("inputs", nargs="+", help="audio files (encode) or codes .npy files (decode), or folders of them")
         q.add_argument("--dvae", required=True, help="the DVAE: a weights file, a checkpoint or a run folder")
         q.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--resample", action="store_true", help="resample audio files to the DVAE's rate (default: a file "
+                   "at another rate is an error)")
     d.add_argument("--vocoder", required=True, help=VOCODER_HELP)
     d.add_argument("--config", default="v1", choices=["v1", "v2", "v3"], help="generator config of a PyTorch file")
     d.add_argument("--chunk", type=_positive(int), default=256, help="mel frames per window (one compile for all)")
@@ -277,11 +292,12 @@ def dvae_cli(argv: list[str] | None = None) -> int:
     try:
         files = audio_inputs(a.inputs, AUDIO_SUFFIXES if a.action == "encode" else (".npy",))
         if a.action == "encode":
-            m = encode_files(parts, files, a.out, shown_path(a.dvae))
+            m = encode_files(parts, files, a.out, shown_path(a.dvae), a.resample)
             print(f"encoded {len(files)} file(s): {sum(r['codes'] for r in m['files'].values())} codes of a "
                   f"{m['num_tokens']}-code book -> {shown_path(a.out)}")
         else:
-            gen, _ = load_vocoder(a.vocoder, a.config)
+            gen, vinfo = load_vocoder(a.vocoder, a.config)
+            check_audio(vinfo, model_audio(parts[3]), f"--vocoder {a.vocoder}")
             print(f"decoded {decode_files(parts, gen, files, a.out, a.chunk)} file(s) -> {shown_path(a.out)}")
     except (FileNotFoundError, AudioError, ValueError, KeyError, OSError) as err:
         return _fail("dvae", err)

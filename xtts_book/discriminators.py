@@ -19,7 +19,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .audio import hifigan_mel
+from .audio import DEFAULT_AUDIO, AudioConfig, hifigan_mel
 from .layers import (SpectralNorm, StateDictError, canonical_weight_norm_keys, check_state_dict,
                               fold_weight_norm, load_torch, norm_f, normed_conv, to_numpy, torch_keys, weight_norm)
 from .speedups import conv1d_nct, conv_weight
@@ -325,14 +325,16 @@ def feature_loss(real_feats: Sequence[Sequence[Array]], fake_feats: Sequence[Seq
     return 2.0 * sum(jnp.mean(jnp.abs(r - g)) for rs, gs in zip(real_feats, fake_feats) for r, g in zip(rs, gs))
 
 # %% ../nbs/10_discriminators.ipynb 36
-def mel_loss(wav_real: Float[Array, "*b t"], wav_fake: Float[Array, "*b t"]) -> Float[Array, ""]:
+def mel_loss(wav_real: Float[Array, "*b t"], wav_fake: Float[Array, "*b t"], audio: AudioConfig = DEFAULT_AUDIO) -> Float[Array, ""]:
     """Unweighted L1 between the HiFi-GAN loss mels (fmax None = sr/2) of real and generated audio (official `F.l1_loss`).
 
-    **Arguments:** waveforms of the same shape (..., t). **Returns:** a scalar (the "mel error" the official logs).
+    **Arguments:** waveforms of the same shape (..., t); `audio` their rate and mel settings (`fmax_loss`).
+    **Returns:** a scalar (the "mel error" the official logs).
     """
     if wav_real.shape != wav_fake.shape:
         raise ValueError(f"mel_loss needs equal shapes, got {tuple(wav_real.shape)} and {tuple(wav_fake.shape)}")
-    return jnp.mean(jnp.abs(hifigan_mel(wav_real, fmax=None) - hifigan_mel(wav_fake, fmax=None)))
+    mel = lambda w: hifigan_mel(w, fmax="loss", audio=audio)
+    return jnp.mean(jnp.abs(mel(wav_real) - mel(wav_fake)))
 
 class GeneratorLosses(NamedTuple):
     "The generator's loss and its parts (official train.py): total = adv + fm + mel_weight * mel."

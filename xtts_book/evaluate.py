@@ -15,26 +15,26 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .audio import HOP, SAMPLE_RATE, dvae_mel_bucketed, load_audio
+from .audio import DEFAULT_AUDIO, HOP, SAMPLE_RATE, AudioConfig, dvae_mel_bucketed, load_audio
 from .checkpoint import run_checkpoints
 from .codebook import entropy_bits, usage
-from .data import load_manifest
+from .data import corpus_sample_rate, load_manifest
 from .inference import (converted_mel_system, dvae_codes, dvae_hifigan_system, griffin_lim_system,
                                  ground_truth_system, hifigan_system)
 from .metrics import (align, as_wave, dnsmos, get_recognizer, mcd, mel_l1, mr_stft, pesq_wb, stoi,
                                word_errors)
 from .profile import shown_path
-from .recipes import load_dvae, load_generator
+from .recipes import check_audio, load_dvae, load_generator
 
 # %% ../nbs/20_evaluation.ipynb 7
 METRICS = ("pesq_wb", "stoi", "mr_stft", "mcd", "mel_l1", "dnsmos_ovrl")   # averaged per clip
 LOWER_IS_BETTER = {"mr_stft", "mcd", "mel_l1", "wer", "wer_gt"}
 
 def load_clips(data_dir, n: int | None = None, split: str = "val", max_seconds: float | None = None) -> list[dict]:
-    """The first `n` clips of a corpus split as dicts `id, text, wav` (22,050 Hz), with the manifest's fields.
-
-    `max_seconds` cuts long clips (to whole 256-sample frames) so a run stays within its time."""
+    """The first `n` clips of a corpus split as dicts `id, text, wav, sample_rate` (the corpus's rate, 22,050 Hz), with
+    the manifest's fields. `max_seconds` cuts long clips (to whole 256-sample frames) so a run stays within its time."""
     data_dir = Path(data_dir)
+    sr = corpus_sample_rate(data_dir)
     rows = [dict(r) if not isinstance(r, dict) else r for r in load_manifest(data_dir)]
     rows = [r for r in rows if r.get("split") == split]
     if not rows:
@@ -42,27 +42,28 @@ def load_clips(data_dir, n: int | None = None, split: str = "val", max_seconds: 
     clips = []
     for r in rows[: n or len(rows)]:
         path = Path(r["path"])
-        wav = load_audio(path if path.is_absolute() else data_dir / path)
+        wav = load_audio(path if path.is_absolute() else data_dir / path, sr)
         if max_seconds:
-            wav = wav[: int(max_seconds * SAMPLE_RATE) // HOP * HOP]
-        clips.append({**{k: v for k, v in r.items() if k != "path"}, "path": str(r["path"]), "wav": wav})
+            wav = wav[: int(max_seconds * sr) // HOP * HOP]
+        clips.append({**{k: v for k, v in r.items() if k != "path"}, "path": str(r["path"]), "wav": wav, "sample_rate": sr})
     return clips
 
-def score_clip(ref, deg, *, text: str | None = None, gt_asr: str | None = None, asr: bool = True, dns: bool = True) -> dict:
-    "Every metric of one degraded clip against its reference (see the table at the top). **Returns:** a flat dict."
+def score_clip(ref, deg, *, text: str | None = None, gt_asr: str | None = None, asr: bool = True, dns: bool = True,
+               sr: int = SAMPLE_RATE) -> dict:
+    "Every metric of one degraded clip against its reference, both at `sr` Hz (see the table at the top). **Returns:** a flat dict."
     ref, deg = align(ref, deg)
     m = mr_stft(ref, deg)
-    row = {"pesq_wb": pesq_wb(ref, deg), "stoi": stoi(ref, deg), "mr_stft": m["total"], "mr_stft_sc": m["sc"],
-           "mr_stft_mag": m["mag"], "mcd": mcd(ref, deg), "mel_l1": mel_l1(ref, deg)}
+    row = {"pesq_wb": pesq_wb(ref, deg, sr), "stoi": stoi(ref, deg, sr), "mr_stft": m["total"], "mr_stft_sc": m["sc"],
+           "mr_stft_mag": m["mag"], "mcd": mcd(ref, deg, sr), "mel_l1": mel_l1(ref, deg, sr)}
     if asr:
-        hyp = get_recognizer()(deg)
+        hyp = get_recognizer()(deg, sr)
         row["asr"] = hyp
         if text:                                        # clips without a transcript count no words either way
             row["errors"], row["words"] = word_errors(text, hyp)
         if gt_asr is not None:
             row["errors_gt"], row["words_gt"] = word_errors(gt_asr, hyp)
     if dns:
-        row.update({f"dnsmos_{k}": v for k, v in dnsmos(deg).items()})
+        row.update({f"dnsmos_{k}": v for k, v in dnsmos(deg, sr).items()})
     return row
 
 def evaluate(systems: list, clips: list[dict], *, asr: bool = True, dns: bool = True, keep: int = 0,
@@ -71,17 +72,17 @@ def evaluate(systems: list, clips: list[dict], *, asr: bool = True, dns: bool = 
     plus `'audio': {clip id: {system: wave}}` for the first `keep` clips."""
     per_clip, audio = [], {}
     for c in clips:
-        ref = as_wave(c["wav"], c.get("id", "clip"))
-        gt_asr = get_recognizer()(ref) if asr else None
+        ref, sr = as_wave(c["wav"], c.get("id", "clip")), int(c.get("sample_rate", SAMPLE_RATE))
+        gt_asr = get_recognizer()(ref, sr) if asr else None
         for s in systems:
             t0 = time.perf_counter()
             deg = as_wave(s.fn(ref), f"{s.name} output")
             seconds = time.perf_counter() - t0
-            row = score_clip(ref, deg, text=c.get("text"), gt_asr=gt_asr, asr=asr, dns=dns)
-            per_clip.append({"id": c.get("id"), "system": s.name, "seconds": len(ref) / SAMPLE_RATE, "rtf": seconds / (len(ref) / SAMPLE_RATE), **row})
+            row = score_clip(ref, deg, text=c.get("text"), gt_asr=gt_asr, asr=asr, dns=dns, sr=sr)
+            per_clip.append({"id": c.get("id"), "system": s.name, "seconds": len(ref) / sr, "rtf": seconds / (len(ref) / sr), **row})
             if len(audio) < keep or c.get("id") in audio:
                 audio.setdefault(c.get("id"), {})[s.name] = deg
-        log(f"  scored {c.get('id')} ({len(ref) / SAMPLE_RATE:.1f} s) through {len(systems)} systems")
+        log(f"  scored {c.get('id')} ({len(ref) / sr:.1f} s) through {len(systems)} systems")
     results = {"systems": {s.name: {"label": s.label, **s.info} for s in systems}, "per_clip": per_clip}
     results["summary"] = summarize(results)
     if keep:
@@ -207,23 +208,26 @@ def training_curve(run, clips: list[dict], *, asr: bool = True, max_points: int 
         gen, info = load_generator(p)
         r = evaluate([hifigan_system(gen, info)], clips, asr=asr, dns=False, log=lambda *a: None)
         s = r["summary"]["hifigan"]
-        points.append({"run": shown_path(run), **info, **{k: s.get(k) for k in ("pesq_wb", "stoi", "mr_stft", "mel_l1", "wer", "wer_gt")}})
+        points.append({"run": shown_path(run), **{k: v for k, v in info.items() if k != "audio"}, **{k: s.get(k) for k in ("pesq_wb", "stoi", "mr_stft", "mel_l1", "wer", "wer_gt")}})
         log(f"  {Path(p).name}: {info['train_minutes']:.1f} min, PESQ-wb {s['pesq_wb']:.2f}, WER {s.get('wer', float('nan')):.1f}%")
     return points
 
 # %% ../nbs/20_evaluation.ipynb 13
-def build_systems(checkpoint=None, dvae=None, official=(), finetuned=None, gl_iters: int = 32, log: Callable = print):
+def build_systems(checkpoint=None, dvae=None, official=(), finetuned=None, gl_iters: int = 32, log: Callable = print,
+                  audio: AudioConfig = DEFAULT_AUDIO):
     """The systems of one `xtts-book eval`: ground truth and Griffin-Lim always, then HiFi-GAN (`checkpoint`), the
     converter and DVAE -> HiFi-GAN (`dvae`), each official V1 (`official`: 'universal', 'lj'; and DVAE -> it) and
     DVAE -> a vocoder fine-tuned on DVAE mels (`finetuned`). A system asked for and not buildable is a ValueError
-    naming its option: nothing is scored. **Returns:** `(systems, skipped, dvae_parts)`; `dvae_parts` is
-    `(model, ema, norms, info)` or None."""
-    systems, skipped, parts = [ground_truth_system(), griffin_lim_system(gl_iters)], {}, None
+    naming its option: nothing is scored; so is a model made for other audio than the clips' (`audio`: a
+    `RateMismatchError`). **Returns:** `(systems, skipped, dvae_parts)`; `dvae_parts` is `(model, ema, norms, info)` or None."""
+    systems, skipped, parts = [ground_truth_system(), griffin_lim_system(gl_iters, audio)], {}, None
     def load(kind, option, path):
         try:
-            return (load_generator if kind == "gen" else load_dvae)(path)
+            got = (load_generator if kind == "gen" else load_dvae)(path)
         except (FileNotFoundError, ValueError, ImportError, OSError) as e:
             raise ValueError(f"{option} {path}: {e}") from None
+        check_audio(got[-1], audio, f"{option} {path}")
+        return got
     if dvae and not checkpoint:
         raise ValueError("--dvae needs a HiFi-GAN checkpoint (--checkpoint) to vocode the DVAE's mels")
     if finetuned and not dvae:
@@ -258,9 +262,9 @@ def build_systems(checkpoint=None, dvae=None, official=(), finetuned=None, gl_it
         skipped["dvae_finetuned"] = "no --finetuned given"
     return systems, skipped, parts
 
-def code_usage(dvae, ema, norms, clips: list[dict], gain: float = 1.0) -> dict:
+def code_usage(dvae, ema, norms, clips: list[dict], gain: float = 1.0, audio: AudioConfig = DEFAULT_AUDIO) -> dict:
     "How much of its codebook a DVAE uses on `clips`: codes used, positions, perplexity."
-    codes = np.concatenate([dvae_codes(dvae, ema, dvae_mel_bucketed(np.float32(gain) * c["wav"], norms)) for c in clips])
+    codes = np.concatenate([dvae_codes(dvae, ema, dvae_mel_bucketed(np.float32(gain) * c["wav"], norms, audio)) for c in clips])
     counts = usage(codes, dvae.config.num_tokens)
     return {"num_tokens": dvae.config.num_tokens, "used": int((counts > 0).sum()), "positions": int(codes.size),
             "perplexity": float(2 ** entropy_bits(counts))}
@@ -320,13 +324,14 @@ def save_listening_row(systems: list, clip: dict, folder, seconds: float = 4.0, 
     the clip's id and text, and per system its label, file and what the recogniser heard (`heard[system]`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    n = int(seconds * SAMPLE_RATE)
+    sr = int(clip.get("sample_rate", SAMPLE_RATE))
+    n = int(seconds * sr)
     entries = []
     for s in systems:
         wav = np.clip(np.asarray(s.fn(clip["wav"]), np.float32)[:n], -1, 1)
-        sf.write(folder / f"{s.name}.wav", wav, SAMPLE_RATE, subtype="PCM_16")
+        sf.write(folder / f"{s.name}.wav", wav, sr, subtype="PCM_16")
         entries.append({"system": s.name, "label": s.label, "file": f"{s.name}.wav", "heard": (heard or {}).get(s.name)})
-    row = {"id": clip.get("id"), "text": clip.get("text", ""), "seconds": round(min(seconds, len(clip["wav"]) / SAMPLE_RATE), 2),
+    row = {"id": clip.get("id"), "text": clip.get("text", ""), "seconds": round(min(seconds, len(clip["wav"]) / sr), 2),
            "systems": entries}
     (folder / "row.json").write_text(json.dumps(row, indent=1, ensure_ascii=False))
     return folder

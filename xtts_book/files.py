@@ -8,6 +8,7 @@ __all__ = ['AUDIO_SUFFIXES', 'audio_inputs', 'input_mel', 'write_wav', 'write_np
 
 # %% ../nbs/24_your_audio.ipynb 2
 import json, os, time
+from dataclasses import asdict
 from pathlib import Path
 
 import equinox as eqx
@@ -17,7 +18,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm                 # the text bar: readable in a terminal and on the page
 
-from .audio import HOP, SAMPLE_RATE, dvae_mel_bucketed, hifigan_mel, load_audio
+from .audio import DEFAULT_AUDIO, SAMPLE_RATE, AudioConfig, dvae_mel_bucketed, hifigan_mel, load_audio
 from .hifigan import Generator
 from .inference import check_codes, codes_to_hifigan_mel, dvae_codes, vocode_long
 from .layers import fold_weight_norm
@@ -40,14 +41,16 @@ def audio_inputs(paths, suffixes=AUDIO_SUFFIXES + (".npy",)) -> list[Path]:
         raise FileNotFoundError(f"nothing to read in {', '.join(map(str, paths))} ({' '.join(suffixes)} files)")
     return found
 
-def input_mel(path) -> np.ndarray:
-    "The HiFi-GAN mel [80, T] of an audio file, or a mel `.npy` file checked to be one (ValueError, AudioError)."
+def input_mel(path, audio: AudioConfig = DEFAULT_AUDIO, resample: bool = False) -> np.ndarray:
+    """The HiFi-GAN mel [80, T] (of `audio`'s settings) of an audio file, or a mel `.npy` file checked to be one.
+    An audio file at another rate than `audio.sample_rate` is a `RateMismatchError` unless `resample`; other bad
+    input is a ValueError or an AudioError."""
     path = Path(path)
     if path.suffix.lower() != ".npy":
-        return np.asarray(hifigan_mel(load_audio(path)), np.float32)
-    mel = np.load(path, allow_pickle=False)
-    if mel.ndim != 2 or mel.shape[0] != 80 or not np.all(np.isfinite(mel)):
-        raise ValueError(f"{path}: expected a finite HiFi-GAN mel [80, T], got shape {mel.shape}")
+        return np.asarray(hifigan_mel(load_audio(path, audio.sample_rate, resample=resample), audio=audio), np.float32)
+    mel = _load_npy(path)
+    if mel.ndim != 2 or mel.shape[0] != audio.n_mels or not np.all(np.isfinite(mel)):
+        raise ValueError(f"{path}: expected a finite HiFi-GAN mel [{audio.n_mels}, T], got shape {mel.shape}")
     return mel.astype(np.float32)
 
 def write_wav(path, wav, sr: int = SAMPLE_RATE) -> Path:
@@ -57,6 +60,13 @@ def write_wav(path, wav, sr: int = SAMPLE_RATE) -> Path:
     sf.write(tmp, np.clip(np.asarray(wav, np.float32), -1, 1), sr, subtype="PCM_16", format="WAV")
     os.replace(tmp, path)
     return path
+
+def _load_npy(path) -> np.ndarray:
+    "`np.load` of one array, a damaged file a ValueError naming it."
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npy file ({e})") from None
 
 def write_npy(path, array) -> Path:
     "`np.save` to a temporary file, then renamed: never a half-written file."
@@ -69,34 +79,37 @@ def write_npy(path, array) -> Path:
 
 
 # %% ../nbs/24_your_audio.ipynb 9
-def vocode_files(gen, files, out, chunk: int = 256) -> dict:
+def vocode_files(gen, files, out, chunk: int = 256, audio: AudioConfig = DEFAULT_AUDIO, resample: bool = False) -> dict:
     """Vocode audio files (their HiFi-GAN mel) or mel `.npy` files into `out/NAME.wav`, every input read before anything
-    is written, in windows of `chunk` frames (one compile), with a progress bar. **Returns:** files, seconds, took."""
-    mels = [input_mel(f) for f in files]
+    is written, in windows of `chunk` frames (one compile), with a progress bar. `audio`: the rate and mel settings
+    the generator was made for (its loader's `info['audio']`); a file at another rate is a `RateMismatchError`
+    unless `resample`. **Returns:** files, seconds, took."""
+    mels = [input_mel(f, audio, resample) for f in files]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     total, t0 = sum(m.shape[1] for m in mels), time.perf_counter()
     with tqdm(total=total, unit="frame", desc="vocode") as bar:
         for f, mel in zip(files, mels):
-            write_wav(out / f"{f.stem}.wav", vocode_long(gen, mel, chunk, progress=bar.update))
-    return {"files": len(files), "seconds": total * HOP / SAMPLE_RATE, "took": time.perf_counter() - t0}
+            write_wav(out / f"{f.stem}.wav", vocode_long(gen, mel, chunk, progress=bar.update), audio.sample_rate)
+    return {"files": len(files), "seconds": total * audio.hop / audio.sample_rate, "took": time.perf_counter() - t0}
 
 
-# %% ../nbs/24_your_audio.ipynb 15
-def encode_files(dvae_parts, files, out, source: str = "") -> dict:
+# %% ../nbs/24_your_audio.ipynb 21
+def encode_files(dvae_parts, files, out, source: str = "", resample: bool = False) -> dict:
     """Audio files -> the DVAE's codes, one `out/NAME.npy` each (int16), and `out/codes.json`: the DVAE (`source`), its
-    codebook size, input gain and mel norms, and each file's source and length. **Returns:** that listing."""
+    codebook size, input gain, mel norms and audio settings, and each file's source and length. A file at another
+    rate than the DVAE's is a `RateMismatchError` unless `resample`. **Returns:** that listing."""
     dvae, ema, norms, info = dvae_parts
-    gain, K = float(info.get("input_gain", 1.0)), dvae.config.num_tokens
-    waves = [load_audio(f) for f in files]                 # every input is read before anything is written
+    gain, K, audio = float(info.get("input_gain", 1.0)), dvae.config.num_tokens, AudioConfig.from_dict(info.get("audio"))
+    waves = [load_audio(f, audio.sample_rate, resample=resample) for f in files]   # all read before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     listing = {}
     for f, w in zip(tqdm(files, desc="encode", unit="file"), waves):
-        codes = dvae_codes(dvae, ema, dvae_mel_bucketed(np.float32(gain) * w, norms))
+        codes = dvae_codes(dvae, ema, dvae_mel_bucketed(np.float32(gain) * w, norms, audio))
         write_npy(out / f"{f.stem}.npy", codes.astype(np.int16 if K <= 32768 else np.int32))
         listing[f"{f.stem}.npy"] = {"source": shown_path(f), "codes": int(codes.size), "samples": int(w.size)}
-    manifest = {"dvae": source, "num_tokens": K, "input_gain": gain,
+    manifest = {"dvae": source, "num_tokens": K, "input_gain": gain, "audio": asdict(audio),
                 "mel_norms": np.asarray(norms, float).round(6).tolist(), "files": listing}
     tmp = out / ".codes.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
@@ -106,10 +119,11 @@ def encode_files(dvae_parts, files, out, source: str = "") -> dict:
 def decode_files(dvae_parts, gen, files, out, chunk: int = 256) -> int:
     """Codes `.npy` files -> the DVAE's decoder -> the vocoder `gen` -> `out/NAME.wav`, cut to the source's whole
     frames (the length vocoding the source gives) when a `codes.json` beside the codes names it. Codes outside the codebook, or codes that `codes.json` says another
-    DVAE made, are a ValueError before anything is written. **Returns:** the number of files."""
+    DVAE made, are a ValueError before anything is written. The wavs are at the DVAE's rate (`info['audio']`): `gen`
+    must be a vocoder for it. **Returns:** the number of files."""
     dvae, ema, norms, info = dvae_parts
-    gain, K = float(info.get("input_gain", 1.0)), dvae.config.num_tokens
-    codes = [check_codes(np.load(f, allow_pickle=False), K, str(f)) for f in files]
+    gain, K, audio = float(info.get("input_gain", 1.0)), dvae.config.num_tokens, AudioConfig.from_dict(info.get("audio"))
+    codes = [check_codes(_load_npy(f), K, str(f)) for f in files]
     lengths = {}
     for m in {f.parent / "codes.json" for f in files if (f.parent / "codes.json").is_file()}:
         listing = json.loads(m.read_text())
@@ -119,12 +133,13 @@ def decode_files(dvae_parts, gen, files, out, chunk: int = 256) -> int:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for f, c in zip(tqdm(files, desc="decode", unit="file"), codes):
-        wav = vocode_long(gen, codes_to_hifigan_mel(dvae, ema, norms, c, gain), chunk)
-        write_wav(out / f"{f.stem}.wav", wav[: lengths[f] // HOP * HOP if f in lengths else wav.size])
+        wav = vocode_long(gen, codes_to_hifigan_mel(dvae, ema, norms, c, gain, audio), chunk)
+        write_wav(out / f"{f.stem}.wav", wav[: lengths[f] // audio.hop * audio.hop if f in lengths else wav.size],
+                  audio.sample_rate)
     return len(files)
 
 
-# %% ../nbs/24_your_audio.ipynb 22
+# %% ../nbs/24_your_audio.ipynb 28
 def export_generator(gen: Generator, path) -> Path:
     """Serialise the generator (weight norm folded) with `jax.export` for a mel of any length: `[80, t] -> [1, 256 t]`.
     The file runs with jax alone: `jax.export.deserialize(data).call(mel)`; no Equinox, no xtts_book."""

@@ -19,32 +19,37 @@ import jax.numpy as jnp
 import librosa
 import numpy as np
 
-from .audio import HOP, dvae_mel_bucketed, hifigan_mel, mel_filterbank
+from .audio import DEFAULT_AUDIO, AudioConfig, dvae_mel_bucketed, hifigan_mel, mel_filterbank
 from .hifigan import GeneratorConfig, get_padding
 from .metrics import as_wave
 
 # %% ../nbs/11_inference.ipynb 5
-@lru_cache(maxsize=2)
-def _mel_pinv(scale: str) -> np.ndarray:
-    "Pseudo-inverse [513, 80] of the 0-8 kHz mel filterbank on the `slaney` or `htk` scale."
-    return np.linalg.pinv(mel_filterbank(fmax=8000.0, scale=scale).astype(np.float64))
+def _fb(scale: str, audio: AudioConfig) -> np.ndarray:
+    "The input mel's filterbank of `audio` (0-8 kHz at 22,050 Hz) on the `slaney` or `htk` scale, float64."
+    return mel_filterbank(audio.sample_rate, audio.n_fft, audio.n_mels, audio.fmin, audio.fmax, scale=scale).astype(np.float64)
 
-def griffin_lim(mel, n_iter: int = 32, seed: int = 0) -> np.ndarray:
+@lru_cache(maxsize=8)
+def _mel_pinv(scale: str, audio: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
+    "Pseudo-inverse [513, 80] of the 0-8 kHz mel filterbank on the `slaney` or `htk` scale."
+    return np.linalg.pinv(_fb(scale, audio))
+
+def griffin_lim(mel, n_iter: int = 32, seed: int = 0, audio: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     """Griffin-Lim from a HiFi-GAN log mel, aligned sample for sample with the clip the mel came from.
 
-    **Arguments:** `mel` [80, T] (natural-log Slaney magnitude mel, 0-8 kHz). **Returns:** float32 wave [256 T]."""
+    **Arguments:** `mel` [80, T] (natural-log Slaney magnitude mel, 0-8 kHz), `audio` its settings.
+    **Returns:** float32 wave [256 T]."""
     M = np.exp(np.asarray(mel, np.float64))
-    if M.ndim != 2 or M.shape[0] != 80:
-        raise ValueError(f"griffin_lim: expected a mel [80, T], got shape {M.shape}")
-    S = np.maximum(_mel_pinv("slaney") @ M, 0.0)                   # [513, T] magnitude
-    T = M.shape[1]
-    y = librosa.griffinlim(S, n_iter=n_iter, hop_length=HOP, win_length=1024, n_fft=1024, window="hann",
+    if M.ndim != 2 or M.shape[0] != audio.n_mels:
+        raise ValueError(f"griffin_lim: expected a mel [{audio.n_mels}, T], got shape {M.shape}")
+    S = np.maximum(_mel_pinv("slaney", audio) @ M, 0.0)            # [513, T] magnitude
+    T, HOP = M.shape[1], audio.hop
+    y = librosa.griffinlim(S, n_iter=n_iter, hop_length=HOP, win_length=audio.win, n_fft=audio.n_fft, window="hann",
                            center=True, init="random", random_state=seed)         # 256 (T - 1) samples
     y = np.concatenate([np.zeros(HOP // 2, np.float32), y.astype(np.float32)])   # frame t: 256 t -> 256 t + 128
     return np.pad(y, (0, max(0, HOP * T - y.size)))[: HOP * T]
 
 # %% ../nbs/11_inference.ipynb 7
-def dvae_to_hifigan_mel(mel, mel_norms=None) -> np.ndarray:
+def dvae_to_hifigan_mel(mel, mel_norms=None, audio: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     """Convert a DVAE mel (log power, HTK scale, centred frames, / mel_norms) into a HiFi-GAN input mel.
 
     **Arguments:** `mel` [80, F] as `xtts_book.audio.dvae_mel` returns it (F = 1 + N // 256), `mel_norms` [80] or
@@ -54,22 +59,22 @@ def dvae_to_hifigan_mel(mel, mel_norms=None) -> np.ndarray:
         raise ValueError(f"dvae_to_hifigan_mel: expected a DVAE mel [80, F] with F >= 2, got shape {m.shape}")
     if mel_norms is not None:
         m = m * np.asarray(mel_norms, np.float64).reshape(80, 1)
-    power = np.maximum(_mel_pinv("htk") @ np.exp(m), 0.0)                          # [513, F] linear power
+    power = np.maximum(_mel_pinv("htk", audio) @ np.exp(m), 0.0)                   # [513, F] linear power
     mag = np.sqrt(np.maximum(power, 0.0))
     mag = 0.5 * (mag[:, :-1] + mag[:, 1:])                                     # centres 256 t -> 256 t + 128
-    return np.log(np.maximum(mel_filterbank(fmax=8000.0, scale="slaney").astype(np.float64) @ mag, 1e-5)).astype(np.float32)
+    return np.log(np.maximum(_fb("slaney", audio) @ mag, 1e-5)).astype(np.float32)
 
 # %% ../nbs/11_inference.ipynb 9
 _generate = eqx.filter_jit(lambda gen, mel: gen(mel))
 
 def vocode(gen, mel, bucket: int = 64) -> np.ndarray:
-    "Run a HiFi-GAN generator on one mel [80, T] (padded to a multiple of `bucket` frames, jitted). **Returns:** wave [256 T]."
+    "Run a HiFi-GAN generator on one mel [80, T] (padded to a multiple of `bucket` frames, jitted). **Returns:** wave [hop T], hop 256."
     mel = np.asarray(mel, np.float32)
     if mel.ndim != 2 or mel.shape[0] != 80:
         raise ValueError(f"vocode: expected a mel [80, T], got shape {mel.shape}")
     T = mel.shape[1]
     padded = np.pad(mel, ((0, 0), (0, -(-T // bucket) * bucket - T)), constant_values=np.log(1e-5))
-    return np.asarray(_generate(gen, jnp.asarray(padded)), np.float32).reshape(-1)[: HOP * T]
+    return np.asarray(_generate(gen, jnp.asarray(padded)), np.float32).reshape(-1)[: gen.config.hop * T]
 
 _roundtrip = eqx.filter_jit(lambda dvae, ema, mel: dvae.decode(dvae.get_codebook_indices(mel, ema), ema))
 
@@ -91,16 +96,16 @@ def dvae_codes(dvae, ema, mel, bucket: int = 64) -> np.ndarray:
     padded = np.pad(mel, ((0, 0), (0, -(-F // bucket) * bucket - F)), mode="edge")
     return np.asarray(_codes(dvae, ema, jnp.asarray(padded)))[: -(-F // 4)]
 
-def dvae_griffin_lim(mel, mel_norms=None, n_iter: int = 32) -> np.ndarray:
+def dvae_griffin_lim(mel, mel_norms=None, n_iter: int = 32, audio: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     "Griffin-Lim of a (normalised) DVAE mel [80, F]: `dvae_to_hifigan_mel`, then `griffin_lim`. **Returns:** wave [256 (F - 1)]."
-    return griffin_lim(dvae_to_hifigan_mel(mel, mel_norms), n_iter)
+    return griffin_lim(dvae_to_hifigan_mel(mel, mel_norms, audio), n_iter, audio=audio)
 
-def dvae_hifigan_mel(dvae, ema, mel_norms, wav, gain: float = 1.0) -> np.ndarray:
+def dvae_hifigan_mel(dvae, ema, mel_norms, wav, gain: float = 1.0, audio: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     """What a vocoder downstream of the DVAE hears for a wave [t]: its DVAE mel (of the wave scaled by the DVAE's input
     `gain`) through the codes and back, converted to a HiFi-GAN mel at the wave's own level.
     **Returns:** float32 [80, t // 256], frame for frame with `hifigan_mel(wav)`."""
-    mel = dvae_mel_bucketed(np.float32(gain) * np.asarray(wav, np.float32), mel_norms)
-    return dvae_to_hifigan_mel(dvae_roundtrip(dvae, ema, mel), mel_norms) - np.float32(np.log(gain))
+    mel = dvae_mel_bucketed(np.float32(gain) * np.asarray(wav, np.float32), mel_norms, audio)
+    return dvae_to_hifigan_mel(dvae_roundtrip(dvae, ema, mel), mel_norms, audio) - np.float32(np.log(gain))
 
 # %% ../nbs/11_inference.ipynb 11
 def resblock_receptive_field(kernel_size: int, dilations: Sequence[int], resblock: str = "1") -> int:
@@ -154,6 +159,7 @@ def vocode_long(gen, mel, chunk: int = 256, progress: Callable | None = None) ->
         out = np.asarray(_generate(gen, jnp.asarray(mel)), np.float32).reshape(-1)
         if progress: progress(T)
         return out
+    HOP = gen.config.hop
     out = np.empty(T * HOP, np.float32)
     for s in range(0, T, chunk):
         w = min(max(s - ctx, 0), T - W)                # window start: context on both sides, clamped to the file
@@ -176,28 +182,36 @@ def ground_truth_system() -> System:
     "The clip itself: the ceiling of every column."
     return System("ground_truth", "Ground truth", lambda w: as_wave(w), {"train_minutes": None})
 
-def griffin_lim_system(n_iter: int = 32) -> System:
+def _audio_of(info) -> AudioConfig:
+    "The audio settings a model's `info` names (`info['audio']`, as the loaders of chapter 01 give it); else 22,050 Hz."
+    return AudioConfig.from_dict((info or {}).get("audio"))
+
+def griffin_lim_system(n_iter: int = 32, audio: AudioConfig = DEFAULT_AUDIO) -> System:
     "Griffin-Lim from the clip's HiFi-GAN input mel (`n_iter` iterations)."
     return System("griffin_lim", f"Griffin-Lim ({n_iter} it.)",
-                  lambda w: griffin_lim(np.asarray(hifigan_mel(as_wave(w))), n_iter), {"train_minutes": None, "n_iter": n_iter})
+                  lambda w: griffin_lim(np.asarray(hifigan_mel(as_wave(w), audio=audio)), n_iter, audio=audio),
+                  {"train_minutes": None, "n_iter": n_iter})
 
 def hifigan_system(gen, info: dict | None = None, name: str = "hifigan", label: str = "HiFi-GAN") -> System:
-    "A HiFi-GAN generator on the clip's HiFi-GAN mel."
-    return System(name, label, lambda w: vocode(gen, hifigan_mel(as_wave(w))), dict(info or {}))
+    "A HiFi-GAN generator on the clip's HiFi-GAN mel (of the audio settings `info` names)."
+    audio = _audio_of(info)
+    return System(name, label, lambda w: vocode(gen, hifigan_mel(as_wave(w), audio=audio)), dict(info or {}))
 
 def dvae_hifigan_system(dvae, ema, mel_norms, gen, info: dict | None = None, name: str = "dvae_hifigan",
                         label: str = "DVAE -> HiFi-GAN") -> System:
     "DVAE mel -> codes -> decoded mel -> converted to a HiFi-GAN mel -> HiFi-GAN."
     gain = float((info or {}).get("input_gain", 1.0))   # the level the DVAE was trained to hear (chapter 07)
+    audio = _audio_of(info)
     def fn(w):
-        return vocode(gen, dvae_hifigan_mel(dvae, ema, mel_norms, as_wave(w), gain))
+        return vocode(gen, dvae_hifigan_mel(dvae, ema, mel_norms, as_wave(w), gain, audio))
     return System(name, label, fn, dict(info or {}))
 
 def converted_mel_system(gen, mel_norms=None, info: dict | None = None, gain: float = 1.0) -> System:
     "The converter alone: the clip's (unquantised) DVAE mel at the DVAE's input `gain` -> HiFi-GAN mel -> HiFi-GAN."
+    audio = _audio_of(info)
     def fn(w):
-        mel = dvae_mel_bucketed(np.float32(gain) * as_wave(w), mel_norms)
-        return vocode(gen, dvae_to_hifigan_mel(mel, mel_norms) - np.float32(np.log(gain)))
+        mel = dvae_mel_bucketed(np.float32(gain) * as_wave(w), mel_norms, audio)
+        return vocode(gen, dvae_to_hifigan_mel(mel, mel_norms, audio) - np.float32(np.log(gain)))
     return System("hifigan_converted", "HiFi-GAN, converted DVAE mel", fn, {**(info or {}), "input_gain": gain})
 
 # %% ../nbs/11_inference.ipynb 21
@@ -220,8 +234,8 @@ def dvae_decode(dvae, ema, codes, bucket: int = 16) -> np.ndarray:
     padded = np.pad(c, (0, -(-n // bucket) * bucket - n), mode="edge")
     return np.asarray(_decode(dvae, ema, jnp.asarray(padded)), np.float32)[:, : 4 * n]
 
-def codes_to_hifigan_mel(dvae, ema, mel_norms, codes, gain: float = 1.0) -> np.ndarray:
+def codes_to_hifigan_mel(dvae, ema, mel_norms, codes, gain: float = 1.0, audio: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     """What a vocoder hears for DVAE codes [n]: the decoded DVAE mel, converted to a HiFi-GAN mel [80, 4 n - 1] at the
     level of the wave the codes came from (the DVAE heard it `gain` times louder)."""
-    return dvae_to_hifigan_mel(dvae_decode(dvae, ema, codes), mel_norms) - np.float32(np.log(gain))
+    return dvae_to_hifigan_mel(dvae_decode(dvae, ema, codes), mel_norms, audio) - np.float32(np.log(gain))
 

@@ -16,7 +16,7 @@ import librosa
 import numpy as np
 import scipy.fft
 
-from .audio import HOP, SAMPLE_RATE, hifigan_mel
+from .audio import HOP, SAMPLE_RATE, AudioConfig, hifigan_mel
 
 # %% ../nbs/19_metrics.ipynb 6
 LISTEN_SR = 16000   # PESQ wide-band, pocketsphinx and DNSMOS all take 16 kHz
@@ -113,10 +113,12 @@ def mcd(ref, deg, sr: int = SAMPLE_RATE, order: int = 24, floor_db: float = 60.0
     return float(d[speech].mean())
 
 # %% ../nbs/19_metrics.ipynb 22
-def mel_l1(ref, deg) -> float:
-    "HiFi-GAN's validation metric: mean |log mel(ref) - log mel(deg)| with the loss mel (0 to 11,025 Hz)."
+def mel_l1(ref, deg, sr: int = SAMPLE_RATE) -> float:
+    "HiFi-GAN's validation metric: mean |log mel(ref) - log mel(deg)| with the loss mel (0 to sr / 2 = 11,025 Hz)."
     ref, deg = align(ref, deg)
-    return float(np.mean(np.abs(np.asarray(hifigan_mel(ref, fmax=None)) - np.asarray(hifigan_mel(deg, fmax=None)))))
+    audio = AudioConfig(sample_rate=int(sr), fmax=min(8000.0, sr / 2))        # only the loss mel's band matters here
+    mel = lambda w: np.asarray(hifigan_mel(w, fmax=None, audio=audio))
+    return float(np.mean(np.abs(mel(ref) - mel(deg))))
 
 # %% ../nbs/19_metrics.ipynb 25
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "

@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['WEIGHTS_NAMES', 'dvae_config', 'generator_config', 'grouped_conv', 'recipe', 'make_task', 'init_state', 'run_config',
-           'load_training_state', 'checkpoint_info', 'weights_info', 'load_generator', 'load_dvae', 'load_vocoder',
-           'runs_root', 'find_runs', 'weights_root', 'pick_models', 'export_weights']
+           'load_training_state', 'model_audio', 'check_audio', 'checkpoint_info', 'weights_info', 'load_generator',
+           'load_dvae', 'load_vocoder', 'runs_root', 'find_runs', 'weights_root', 'pick_models', 'export_weights']
 
 # %% ../nbs/01_recipes.ipynb 2
 import dataclasses
@@ -20,13 +20,14 @@ import numpy as np
 
 from .checkpoint import (WeightsError, find_checkpoint, load_checkpoint, load_weights, read_header,
                                   save_weights, weights_header)
+from .audio import DEFAULT_AUDIO, AudioConfig, RateMismatchError
 from .convert import is_official, load_hifigan_checkpoint, load_safetensors
 
 from .discriminators import GROUPED_CONV_MODES
 from .hifigan import CONFIGS, V1, V2, Generator, GeneratorConfig
 from .inference import dvae_hifigan_mel
 from .profile import get_profile, git_commit, pick, repo_root, shown_path
-from .train import Task, TrainConfig
+from .train import Task, TrainConfig, task_audio
 from .train_dvae import DVAEState, DVAETask, init_dvae_state
 from .train_gan import GANState, HifiganTask, init_gan_state
 from .vqvae import DiscreteVAE, DVAEConfig
@@ -108,16 +109,21 @@ def make_task(cfg: TrainConfig, data_dir=None, mesh=None, **options) -> Task:
     """The `Task` that trains `cfg.model` on the corpus in `data_dir` (default: the profile's corpus), with the
     profile's model; `options` go to the task (e.g. `disc_factory` for HiFi-GAN). A HiFi-GAN recipe's `init_from`
     (generator weights: `official:universal`, a weights file, a run) sets the generator it starts from, and its
-    `input_dvae` (a DVAE's weights or run) the mels the generator hears: that DVAE's decoded mels."""
+    `input_dvae` (a DVAE's weights or run) the mels the generator hears: that DVAE's decoded mels. Weights made for
+    another sample rate (or other mel settings) than the run's audio (`train.task_audio`) are a `RateMismatchError`."""
     if cfg.model == "hifigan":
+        audio = task_audio(cfg, data_dir)
         if cfg.init_from and "init_gen" not in options:
-            gen = options["init_gen"] = load_vocoder(cfg.init_from, cfg.generator or "v1")[0]
+            gen, info = load_vocoder(cfg.init_from, cfg.generator or "v1")
+            options["init_gen"] = gen
+            check_audio(info, audio, f"--init-from {cfg.init_from}")
             if cfg.generator and gen.config != CONFIGS[cfg.generator]:
                 raise ValueError(f"--generator {cfg.generator}: --init-from {cfg.init_from} holds another generator "
                                  f"({gen.config.upsample_initial_channel} channels, resblock {gen.config.resblock})")
         if cfg.input_dvae and "input_mel" not in options:
             dvae, ema, norms, info = load_dvae(cfg.input_dvae)
-            options["input_mel"] = lambda w: dvae_hifigan_mel(dvae, ema, norms, w, info.get("input_gain", 1.0))
+            check_audio(info, audio, f"--set input_dvae={cfg.input_dvae}")
+            options["input_mel"] = lambda w: dvae_hifigan_mel(dvae, ema, norms, w, info.get("input_gain", 1.0), audio)
         return HifiganTask(cfg, data_dir, mesh, generator=generator_config(cfg.profile, cfg.generator),
                            grouped_conv=grouped_conv(cfg.profile), **options)
     return DVAETask(cfg, data_dir, mesh, model=dvae_config(cfg.profile, dead_code_threshold=cfg.dead_code_threshold),
@@ -183,11 +189,24 @@ def load_training_state(path):
                          f"(profile {cfg.profile}); a checkpoint of an older layout or a damaged file? ({e})") from None
     return state, header, path
 
+def model_audio(info: dict) -> AudioConfig:
+    "The audio settings a model's info (`checkpoint_info`, `weights_info`, a loader's) names: 22,050 Hz if it names none."
+    return AudioConfig.from_dict(info.get("audio"))
+
+def check_audio(info: dict, audio: AudioConfig, what: str) -> None:
+    "A `RateMismatchError` when the model `info` describes was made for other audio than `audio` (the data's)."
+    made = model_audio(info)
+    if made != audio:
+        detail = "" if made.sample_rate != audio.sample_rate else f" (same rate, other mel settings: {made} vs {audio})"
+        raise RateMismatchError(f"{what}: a model for {made.sample_rate:,} Hz audio, but the data here is at "
+                                f"{audio.sample_rate:,} Hz{detail}")
+
 def checkpoint_info(header: dict, path) -> dict:
-    "What the results record about a model: file, model, profile, step and minutes of training."
+    "What the results record about a model: file, model, profile, step and minutes of training, its audio settings."
     cfg = header.get("config", {})
     return {"checkpoint": shown_path(path), "model": header.get("model", cfg.get("model")), "profile": cfg.get("profile"),
             "step": header.get("step"), "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
+            "audio": asdict(AudioConfig.from_dict(header.get("audio"))),
             "init_from": cfg.get("init_from") or None, "input_dvae": cfg.get("input_dvae") or None,
             **({"input_gain": cfg.get("input_gain", 1.0)} if header.get("model", cfg.get("model")) == "dvae" else {})}
 
@@ -195,6 +214,7 @@ def weights_info(header: dict, path) -> dict:
     "What the results record about a weights file: the same fields as `checkpoint_info`, and the corpus."
     return {"checkpoint": shown_path(path), "model": header.get("model"), "profile": header.get("recipe", {}).get("profile"),
             "step": header.get("step"), "train_minutes": header.get("train_minutes"), "corpus": header.get("corpus"),
+            "audio": asdict(AudioConfig.from_dict(header.get("audio"))),
             **({"input_gain": header.get("recipe", {}).get("input_gain", 1.0)} if header.get("model") == "dvae" else {})}
 
 def _read_weights(path, model: str, build):
@@ -212,7 +232,7 @@ def load_generator(path):
     the official V1 weights by name (`official:universal`, `official:lj`). **Returns:** `(generator, info)`."""
     if is_official(path):
         return load_hifigan_checkpoint(path), {"checkpoint": str(path), "model": "hifigan", "profile": "official V1",
-                                               "step": 2_500_000, "train_minutes": None}
+                                               "step": 2_500_000, "train_minutes": None, "audio": asdict(DEFAULT_AUDIO)}
     if weights_header(path) is not None:
         gen, header = _read_weights(path, "hifigan", lambda c: Generator(GeneratorConfig(**c), key=jr.PRNGKey(0)))
         return gen, weights_info(header, path)
@@ -237,13 +257,15 @@ def load_vocoder(weights, config: str = "v1"):
     """A HiFi-GAN generator from anything that holds one: what `load_generator` reads (a weights file, checkpoint or
     run folder of the book, `official:universal`, `official:lj`), a safetensors file of `save_safetensors`, or a
     PyTorch generator file (an official `g_*`, a Coqui checkpoint) of config `config` ('v1', 'v2', 'v3').
-    **Returns:** `(generator, info)`."""
+    PyTorch and safetensors files do not say their rate: they are taken to be 22,050 Hz, as the official ones are.
+    **Returns:** `(generator, info)`, `info['audio']` the rate and mel settings the generator was made for."""
     w = Path(str(weights))
     if is_official(weights) or w.is_dir() or w.suffix == ".eqx":
         return load_generator(weights)
     if w.suffix == ".safetensors":
-        return load_safetensors(w), {"checkpoint": shown_path(w), "model": "hifigan"}
-    return load_hifigan_checkpoint(w, config), {"checkpoint": shown_path(w), "model": "hifigan", "config": config}
+        return load_safetensors(w), {"checkpoint": shown_path(w), "model": "hifigan", "audio": asdict(DEFAULT_AUDIO)}
+    return load_hifigan_checkpoint(w, config), {"checkpoint": shown_path(w), "model": "hifigan", "config": config,
+                                                "audio": asdict(DEFAULT_AUDIO)}
 
 # %% ../nbs/01_recipes.ipynb 22
 def runs_root() -> Path:
@@ -303,5 +325,6 @@ def export_weights(checkpoint, out, *, dtype=None, corpus: str | None = None) ->
     return save_weights(out, tree, {
         "model": model, "config": asdict(config), "recipe": header.get("config", {}),
         "corpus": corpus or header.get("corpus"), "step": header.get("step"),
+        "audio": asdict(AudioConfig.from_dict(header.get("audio"))),
         "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
         "commit": git_commit(), "source": shown_path(path), "best": header.get("best")}, dtype=dtype)

@@ -30,9 +30,9 @@ from .profile import data_root
 # %% ../nbs/03_sources.ipynb 8
 @dataclass
 class Utterance:
-    "One clip of a source: `load()` returns float32 mono audio at 22,050 Hz or raises `AudioError`."
+    "One clip of a source: `load(sr=22050)` returns float32 mono audio at `sr` Hz or raises `AudioError`."
     id: str
-    load: Callable[[], np.ndarray]
+    load: Callable[..., np.ndarray]
     text: str = ""
     speaker: str = ""
     origin: str = ""
@@ -133,7 +133,7 @@ def espeak_utterances(sentences=ESPEAK_SENTENCES, voices=ESPEAK_VOICES, rates=ES
             v = (i + j) % len(voices)
             voice, rate = voices[v], rates[v % len(rates)]
             utts.append(Utterance(_safe_id(f"espeak_{voice.replace('+', '-')}_{i:03d}"),
-                                  lambda t=text, vo=voice, r=rate: espeak_synthesize(t, vo, r), text,
+                                  lambda t=text, vo=voice, r=rate, sr=SAMPLE_RATE: espeak_synthesize(t, vo, r, sr), text,
                                   voice, f"espeak:{voice}@{rate}wpm"))
     return utts
 
@@ -258,7 +258,7 @@ def asterisk_utterances(root: Path | None = None, language: str = "en") -> tuple
         text = _spoken_text(said)
         if not text:
             skipped.append({"source": str(f), "reason": f"not speech (transcript {said!r})"}); continue
-        utts.append(Utterance(_safe_id(prefix + name), lambda f=f: prepare_audio(decode_g722(f), 16000, name=str(f)),
+        utts.append(Utterance(_safe_id(prefix + name), lambda f=f, sr=SAMPLE_RATE: prepare_audio(decode_g722(f), 16000, sr, name=str(f)),
                               text, speaker, str(f)))
     return utts, skipped
 
@@ -305,7 +305,7 @@ def ljspeech_utterances(root) -> tuple[list[Utterance], list[dict]]:
             skipped.append({"source": f"{meta}:{n}", "reason": "malformed metadata row (expected id|text|normalized text)"}); continue
         uid, text = parts[0].strip(), (parts[2] if len(parts) > 2 and parts[2].strip() else parts[1]).strip()
         wav = root / "wavs" / f"{uid}.wav"
-        utts.append(Utterance(_safe_id(uid), lambda p=wav: load_audio(p), text, "ljspeech", str(wav)))
+        utts.append(Utterance(_safe_id(uid), lambda p=wav, sr=SAMPLE_RATE: load_audio(p, sr), text, "ljspeech", str(wav)))
     return utts, skipped
 
 def folder_utterances(root) -> tuple[list[Utterance], list[dict]]:
@@ -325,7 +325,7 @@ def folder_utterances(root) -> tuple[list[Utterance], list[dict]]:
             if f.with_suffix(ext).exists():
                 text = " ".join(f.with_suffix(ext).read_text(encoding="utf-8", errors="replace").split()); break
         speaker = rel.parts[0] if len(rel.parts) > 1 else root.name
-        utts.append(Utterance(_safe_id(rel.with_suffix("").as_posix()), lambda p=f: load_audio(p), text, speaker, str(f)))
+        utts.append(Utterance(_safe_id(rel.with_suffix("").as_posix()), lambda p=f, sr=SAMPLE_RATE: load_audio(p, sr), text, speaker, str(f)))
     return utts, skipped
 
 def source_utterances(source: str, **options) -> tuple[list[Utterance], list[dict]]:

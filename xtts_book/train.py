@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['TrainConfig', 'make_optimizer', 'learning_rate', 'set_lr', 'all_finite', 'where_tree', 'cast_floats', 'commit',
-           'counters', 'NonFiniteError', 'Task', 'fit', 'is_writer']
+           'counters', 'NonFiniteError', 'task_audio', 'Task', 'fit', 'is_writer']
 
 # %% ../nbs/13_training.ipynb 3
 import contextlib, dataclasses, json, math, signal, threading, time
@@ -21,10 +21,10 @@ import optax
 from jaxtyping import Array
 from tqdm.auto import tqdm
 
-from .audio import SAMPLE_RATE
+from .audio import AUDIO_RECIPES, DEFAULT_AUDIO, AudioConfig, RateMismatchError, audio_recipe
 from .checkpoint import (CheckpointError, Checkpoints, NoLog, RunLock, RunLog, _scalar, prepare_run_folder,
                                   resume_checkpoint)
-from .data import make_mesh, replicate, shard_batch
+from .data import corpus_sample_rate, make_mesh, replicate, shard_batch
 from .profile import PROFILES
 
 # %% ../nbs/13_training.ipynb 6
@@ -36,6 +36,7 @@ class TrainConfig:
     steps: int = 1000  # total optimiser steps of the run
     batch_size: int = 16  # global batch, split over all devices
     segment_size: int = 8192  # samples per training segment (8192 = 32 mel frames)
+    audio: str = ""  # the audio recipe, "16k", "22k" or "24k" (chapter 02); "": the corpus's rate
     lr: float = 2e-4  # AdamW learning rate (both optimisers)
     b1: float = 0.8
     b2: float = 0.99
@@ -95,6 +96,8 @@ class TrainConfig:
         for name in ("b1", "b2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be in [0, 1)")
+        if self.audio not in ("", *AUDIO_RECIPES):
+            raise ValueError(f"TrainConfig.audio={self.audio!r}: expected one of {', '.join(AUDIO_RECIPES)} or '' (the corpus's rate)")
         if self.generator not in ("", "v1", "v2", "v3"):
             raise ValueError(f"TrainConfig.generator={self.generator!r}: expected 'v1', 'v2', 'v3' or '' (the profile's)")
         if not self.mpd_periods or any(p < 2 for p in self.mpd_periods):
@@ -161,11 +164,30 @@ def counters() -> dict:
 class NonFiniteError(RuntimeError):
     "Raised when `max_bad_steps` steps in a row had a non-finite loss or gradient."
 
+def task_audio(cfg: TrainConfig, data_dir=None) -> AudioConfig:
+    """The audio settings a run trains with: the recipe `cfg.audio` names, else the one of its corpus's rate (the
+    default corpus: 22,050 Hz). A corpus at a rate without a recipe is a `RateMismatchError`."""
+    if cfg.audio:
+        return audio_recipe(cfg.audio)
+    if data_dir is None:
+        return DEFAULT_AUDIO
+    rate = corpus_sample_rate(data_dir)
+    try:
+        return audio_recipe(rate)
+    except ValueError:
+        raise RateMismatchError(f"the corpus {Path(data_dir).name} is at {rate:,} Hz and no audio recipe works at that "
+                                f"rate; rebuild it at {', '.join(f'{c.sample_rate:,}' for c in AUDIO_RECIPES.values())} Hz "
+                                "(xtts-book corpus build --sample-rate ...)") from None
+
 class Task:
     "What `fit` needs from a model family: state, jitted step, batches, validation. Subclasses fill it in."
     name: str = "task"
     best_metric: str = "val/loss"  # lower is better
-    sample_rate: int = SAMPLE_RATE
+    audio: AudioConfig = DEFAULT_AUDIO  # the rate and mel settings: stored in every checkpoint's header
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
 
     def __init__(self, config: TrainConfig, mesh=None):
         self.config = config
@@ -248,6 +270,10 @@ def fit(task: Task, out, *, resume: bool = False, force: bool = False, steps: in
             if loaded is None:
                 log(f"--resume: no checkpoint in {ckpts.folder}, starting fresh")
             else:
+                saved = AudioConfig.from_dict(header.get("audio"))
+                if saved != task.audio:
+                    raise RateMismatchError(f"{path}: trained on {saved.name} audio ({saved}); this run's corpus and "
+                                            f"recipe are {task.audio.name} ({task.audio}): resume it on its own corpus")
                 state = loaded
                 log(f"resumed from {path} (step {header['step']}, {header['elapsed_s'] / 60:.1f} min trained)")
         if writer:
@@ -280,6 +306,7 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer
     def header_now(**kw):
         return {"step": step, "epoch": step // task.steps_per_epoch, "elapsed_s": elapsed0 + time.monotonic() - t0,
                 "best": best, "data": {"seed": cfg.seed, "position": step}, "model": task.name, "corpus": corpus, "model_config": model_config,
+                "audio": asdict(task.audio),
                 "config": asdict(cfg), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **kw}
 
     def save(best_one: bool = False, **kw):

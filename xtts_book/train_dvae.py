@@ -17,10 +17,10 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PyTree
 
-from .audio import dvae_mel
+from .audio import DEFAULT_AUDIO, AudioConfig, dvae_mel
 from .data import corpus_mel_norms, load_corpus, mesh_shardings, segment_batch
 from .train import (Task, TrainConfig, all_finite, cast_floats, commit, counters, learning_rate,
-                             make_optimizer, set_lr)
+                             make_optimizer, set_lr, task_audio)
 from .vqvae import DiscreteVAE, DVAEConfig, _perplexity, dvae_forward, dvae_loss
 
 # %% ../nbs/15_train_dvae.ipynb 5
@@ -76,9 +76,9 @@ def make_dvae_step(optimizer: optax.GradientTransformation, donate: bool = False
     inner = eqx.filter_jit(lambda mels, *rest: step(*rest, mels), donate="all-except-first")
     return lambda model, state, opt_state, mels: inner(mels, model, state, opt_state)
 
-def make_dvae_train_step(cfg: TrainConfig, optimizer, steps_per_epoch: int, mesh):
+def make_dvae_train_step(cfg: TrainConfig, optimizer, steps_per_epoch: int, mesh, audio: AudioConfig = DEFAULT_AUDIO):
     """`dvae_update` made ready for the loop: mels from the waveform batch, learning rate from the step,
-    sharding, bf16 compute, and the non-finite guard.
+    sharding, bf16 compute, and the non-finite guard; `audio` the mel's settings (default: 22,050 Hz).
 
     **Returns:** `step(DVAEState, y[b, n]) -> (DVAEState, metrics)`.
     """
@@ -88,7 +88,7 @@ def make_dvae_train_step(cfg: TrainConfig, optimizer, steps_per_epoch: int, mesh
     @eqx.filter_jit(donate="all")
     def step(state: DVAEState, y):
         state, y = eqx.filter_shard(state, replicated), eqx.filter_shard(y, batched)
-        mels = dvae_mel(y, state.mel_norms)
+        mels = dvae_mel(y, state.mel_norms, audio)
         mels = mels[..., : mels.shape[-1] // 4 * 4]  # the reconstruction needs whole codes
         lr = learning_rate(cfg, state.step, steps_per_epoch)
         model, ema, opt, loss, metrics, grads = dvae_update(optimizer, state.model, state.ema,
@@ -121,18 +121,22 @@ class DVAETask(Task):
         super().__init__(config, mesh)
         cfg = config
         self.model = model
-        self.data_dir, self.train_wavs, self.val_wavs = load_corpus(data_dir, cfg.profile)
+        self.audio = audio = task_audio(cfg, data_dir)
+        self.data_dir, self.train_wavs, self.val_wavs = load_corpus(data_dir, cfg.profile, audio.sample_rate)
+        if cfg.segment_size % (4 * audio.hop):
+            raise ValueError(f"TrainConfig.segment_size={cfg.segment_size}: must be a multiple of {4 * audio.hop} "
+                             f"(the {audio.hop}-sample hop x 4 frames per DVAE code)")
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_wavs) // cfg.batch_size)
         self.opt = make_optimizer(cfg)
-        self._step = make_dvae_train_step(cfg, self.opt, self.steps_per_epoch, self.mesh)
-        self.mel_norms = np.asarray(corpus_mel_norms(self.data_dir, cfg.input_gain), np.float32)  # cached beside the corpus
+        self._step = make_dvae_train_step(cfg, self.opt, self.steps_per_epoch, self.mesh, audio)
+        self.mel_norms = np.asarray(corpus_mel_norms(self.data_dir, cfg.input_gain, audio), np.float32)  # cached beside the corpus
         n = max(cfg.val_utterances, 1)
         self._val_y = cfg.input_gain * np.asarray(segment_batch(self.val_wavs or self.train_wavs, 0, segment_size=cfg.segment_size,
                                                                 batch_size=n, seed=cfg.seed + 1), np.float32)
 
         @eqx.filter_jit
         def val_fn(model, ema, mel_norms, y):
-            mels = dvae_mel(y, mel_norms)
+            mels = dvae_mel(y, mel_norms, audio)
             mels = mels[..., : mels.shape[-1] // 4 * 4]
             o, _ = dvae_forward(eqx.nn.inference_mode(model), ema, mels)
             return {"val/recon": o.recon.mean(), "val/commitment": o.commitment.mean(),

@@ -17,13 +17,13 @@ import numpy as np
 from jaxtyping import Array, Int, PyTree
 from tqdm.auto import tqdm
 
-from .audio import HOP, SAMPLE_RATE, hifigan_mel
+from .audio import DEFAULT_AUDIO, AudioConfig, hifigan_mel
 from .data import load_corpus, mesh_shardings, paired_segment_batch, segment_batch
 from .discriminators import (MultiPeriodDiscriminator, MultiScaleDiscriminator, discriminate,
                                       discriminator_loss, feature_loss, generator_loss, mel_loss)
 from .hifigan import Generator, GeneratorConfig
 from .train import (Task, TrainConfig, all_finite, cast_floats, commit, counters, learning_rate,
-                             make_optimizer, set_lr)
+                             make_optimizer, set_lr, task_audio)
 
 # %% ../nbs/14_train_gan.ipynb 5
 class GANState(eqx.Module):
@@ -77,19 +77,20 @@ def mr_stft_loss(y: Array, y_hat: Array, resolutions=MRSTFT_RESOLUTIONS) -> Arra
         total += jnp.linalg.norm(S - S_hat) / jnp.linalg.norm(S) + jnp.mean(jnp.abs(jnp.log(S) - jnp.log(S_hat)))
     return total / len(resolutions)
 
-def mel_l1(y, y_hat) -> Array:
+def mel_l1(y, y_hat, audio: AudioConfig = DEFAULT_AUDIO) -> Array:
     "HiFi-GAN's mel error: `discriminators.mel_loss` (L1 of the loss mels, fmax = sr / 2) of [b, 1, n] waveforms."
-    return mel_loss(y, y_hat)
+    return mel_loss(y, y_hat, audio)
 
 # %% ../nbs/14_train_gan.ipynb 9
-def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *, losses=None):
+def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *, losses=None,
+                   audio: AudioConfig = DEFAULT_AUDIO):
     """Build the two jitted HiFi-GAN steps for `cfg` on `mesh`.
 
     **Returns:** `(gan_step, warmup_step, disc_step)`, each `(GANState, batch) -> (GANState, metrics)` where a
     batch is the waves `y[b, n]` (the generator hears their own mels) or a pair `(y, mel[b, 80, n // 256])`:
     `gan_step` updates the discriminators, then the generator against the UPDATED discriminators;
     `warmup_step` trains the generator on the weighted mel L1 alone; `disc_step` the discriminators alone. `losses`: `(d_loss, adv_loss, fm_loss)`
-    (default: the official ones of `discriminators`).
+    (default: the official ones of `discriminators`); `audio` the mels' settings (default: 22,050 Hz).
     """
     if losses is None:
         losses = (lambda r, f: discriminator_loss(r, f)[0], lambda f: generator_loss(f)[0], feature_loss)
@@ -101,7 +102,7 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
         state = eqx.filter_shard(state, replicated)
         y, mel = batch if isinstance(batch, tuple) else (batch, None)
         y = eqx.filter_shard(y, batched)
-        mel = hifigan_mel(y) if mel is None else eqx.filter_shard(mel, batched)
+        mel = hifigan_mel(y, audio=audio) if mel is None else eqx.filter_shard(mel, batched)
         lr = learning_rate(cfg, state.step, steps_per_epoch)
         return state, y, mel, lr
 
@@ -120,7 +121,7 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
         gp, fgp, sp = _run_disc(mpd, sp, y_hat, dt)
         _, frs, ss = _run_disc(msd, ss, y3, dt)
         gs, fgs, ss = _run_disc(msd, ss, y_hat, dt)
-        l1 = mel_l1(y3, y_hat)
+        l1 = mel_l1(y3, y_hat, audio)
         adv, fm = adv_of(gp) + adv_of(gs), fm_of(frp, fgp) + fm_of(frs, fgs)
         parts = {"adv": adv, "fm": fm, "mel_l1": l1}
         loss = adv + fm + cfg.mel_weight * l1
@@ -162,7 +163,7 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
 
         def loss_fn(gen):
             y_hat = _run_gen(gen, mel, dt)
-            parts = {"mel_l1": mel_l1(y[:, None, :], y_hat)}
+            parts = {"mel_l1": mel_l1(y[:, None, :], y_hat, audio)}
             loss = cfg.mel_weight * parts["mel_l1"]
             if cfg.stft_weight:
                 parts["mr_stft"] = mr_stft_loss(y, y_hat)
@@ -193,11 +194,12 @@ def make_gan_steps(cfg: TrainConfig, opt_g, opt_d, steps_per_epoch: int, mesh, *
     return gan_step, warmup_step, disc_step
 
 # %% ../nbs/14_train_gan.ipynb 11
-def _val_clips(wavs, n: int, seconds: float):
+def _val_clips(wavs, n: int, seconds: float, audio: AudioConfig = DEFAULT_AUDIO):
     "The first `n` clips, each cut to `seconds` and to whole hops, zero-padded to one length. **Returns:** `(y[n, L], frames[n])`."
     if not wavs:
         raise ValueError("the validation split is empty: the corpus needs a 'val' split")
-    clips = [np.asarray(w, np.float32)[: int(seconds * SAMPLE_RATE) // HOP * HOP] for w in wavs[:n]]
+    HOP = audio.hop
+    clips = [np.asarray(w, np.float32)[: int(seconds * audio.sample_rate) // HOP * HOP] for w in wavs[:n]]
     clips = [c for c in clips if len(c) >= 4 * HOP] or clips
     L = max(len(c) for c in clips)
     y = np.zeros((len(clips), L), np.float32)
@@ -245,23 +247,29 @@ class HifiganTask(Task):
         once per clip here."""
         super().__init__(config, mesh)
         cfg = config
-        self.data_dir, self.train_wavs, self.val_wavs = load_corpus(data_dir, cfg.profile)
+        self.audio = task_audio(cfg, data_dir)
+        self.data_dir, self.train_wavs, self.val_wavs = load_corpus(data_dir, cfg.profile, self.audio.sample_rate)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_wavs) // cfg.batch_size)
         generator = generator if init_gen is None else init_gen.config
+        if generator.hop != self.audio.hop or cfg.segment_size % self.audio.hop:
+            raise ValueError(f"the generator turns a mel frame into {generator.hop} samples and the segments hold "
+                             f"{cfg.segment_size}: both must fit the audio recipe's hop of {self.audio.hop} samples")
         self.generator, self.disc_factory, self.grouped_conv, self.init_gen = generator, disc_factory, grouped_conv, init_gen
         self.input_mel = input_mel
         self.train_mels = None if input_mel is None else [
             input_mel(w) for w in tqdm(self.train_wavs, desc="input mels", leave=False, disable=None)]
         self.opt_g, self.opt_d = make_optimizer(cfg), make_optimizer(cfg)
-        self._gan, self._warm, self._disc = make_gan_steps(cfg, self.opt_g, self.opt_d, self.steps_per_epoch, self.mesh)
-        y, frames = _val_clips(self.val_wavs, cfg.val_utterances, cfg.val_seconds)
+        self._gan, self._warm, self._disc = make_gan_steps(cfg, self.opt_g, self.opt_d, self.steps_per_epoch, self.mesh,
+                                                           audio=self.audio)
+        y, frames = _val_clips(self.val_wavs, cfg.val_utterances, cfg.val_seconds, self.audio)
+        audio = self.audio
         self._val_y, self._val_frames = y, frames
         replicated, _ = mesh_shardings(self.mesh)
 
         @eqx.filter_jit
         def val_fn(gen, y, mel, frames):
             y_hat = _run_gen(gen, mel)[:, 0]
-            a, b = hifigan_mel(y, fmax=None), hifigan_mel(y_hat, fmax=None)
+            a, b = hifigan_mel(y, fmax="loss", audio=audio), hifigan_mel(y_hat, fmax="loss", audio=audio)
             mask = (jnp.arange(a.shape[-1])[None, :] < frames[:, None]).astype(a.dtype)
             per = jnp.sum(jnp.abs(a - b) * mask[:, None, :], axis=(1, 2)) / (a.shape[1] * frames)
             return jnp.mean(per), y_hat
@@ -273,9 +281,9 @@ class HifiganTask(Task):
         return self.generator
 
     def _mels(self, y) -> np.ndarray:
-        "The input mels of waves `y` [n, L]: [n, 80, L // 256]."
+        "The input mels of waves `y` [n, L]: [n, 80, L // hop]."
         if self.input_mel is None:
-            return np.asarray(hifigan_mel(jnp.asarray(y)))
+            return np.asarray(hifigan_mel(jnp.asarray(y), audio=self.audio))
         return np.stack([self.input_mel(w) for w in np.asarray(y)])
 
     def init(self, key) -> GANState:
@@ -288,7 +296,7 @@ class HifiganTask(Task):
         c = self.config
         if self.train_mels is not None:
             return paired_segment_batch(self.train_wavs, self.train_mels, step, segment_size=c.segment_size,
-                                        batch_size=c.batch_size, seed=c.seed)
+                                        batch_size=c.batch_size, seed=c.seed, hop=self.audio.hop)
         return segment_batch(self.train_wavs, step, segment_size=c.segment_size, batch_size=c.batch_size, seed=c.seed)
 
     def train_step(self, state, batch, step: int):
@@ -300,7 +308,7 @@ class HifiganTask(Task):
 
     def generate(self, state, y):
         "Vocode the validation clips `y` [n, L] (from their input mels) with the current generator."
-        args = (y, self._mels(y), np.array([y.shape[1] // HOP] * len(y), np.int32))
+        args = (y, self._mels(y), np.array([y.shape[1] // self.audio.hop] * len(y), np.int32))
         return self._val_fn(state.gen, *jax.device_put(args, mesh_shardings(self.mesh)[0]))[1]
 
     def validate(self, state):
@@ -308,8 +316,8 @@ class HifiganTask(Task):
         y_hat = np.asarray(y_hat)
         n = min(self.config.n_samples, len(y_hat))
         return ({"val/mel_l1": float(err)},
-                {f"val{i}": y_hat[i, : self._val_frames[i] * HOP] for i in range(n)})
+                {f"val{i}": y_hat[i, : self._val_frames[i] * self.audio.hop] for i in range(n)})
 
     def references(self):
         n = min(self.config.n_samples, len(self._val_y))
-        return {f"gt{i}": self._val_y[i, : self._val_frames[i] * HOP] for i in range(n)}
+        return {f"gt{i}": self._val_y[i, : self._val_frames[i] * self.audio.hop] for i in range(n)}
