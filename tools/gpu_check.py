@@ -48,7 +48,7 @@ def train_steps(model: str, profile: str, corpus: Path, out: Path, steps: int) -
 def bf16_vs_fp32(profile: str, corpus: Path) -> dict:
     """The same batch and weights through fp32 and through the mixed-precision compute (bf16) the training steps
     use (`train_gan._run_gen`, `train_dvae.bf16_islands`): the generator's mel L1 and the DVAE's loss."""
-    import jax, jax.numpy as jnp, jax.random as jr, equinox as eqx
+    import jax.numpy as jnp, jax.random as jr, equinox as eqx
     from xtts_book import recipes
     from xtts_book.audio import dvae_mel, hifigan_mel
     from xtts_book.discriminators import mel_loss
