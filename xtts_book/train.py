@@ -4,10 +4,10 @@
 
 # %% auto 0
 __all__ = ['TrainConfig', 'make_optimizer', 'learning_rate', 'set_lr', 'all_finite', 'where_tree', 'cast_floats', 'commit',
-           'counters', 'NonFiniteError', 'task_audio', 'Task', 'fit', 'is_writer']
+           'counters', 'NonFiniteError', 'task_audio', 'Task', 'release_memory', 'fit', 'is_writer']
 
 # %% ../nbs/13_training.ipynb 3
-import contextlib, dataclasses, json, math, signal, threading, time
+import contextlib, ctypes, dataclasses, gc, json, math, signal, threading, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -221,6 +221,23 @@ class Task:
 def _fmt(v):
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
+def _malloc_trim():
+    "glibc's `malloc_trim`, or None where the C library is another."
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+_TRIM = _malloc_trim()
+
+def release_memory(collect: bool = True) -> None:
+    """Give the memory the process has freed back to the system. XLA's compiler allocates and frees gigabytes while
+    it compiles a step, and glibc's allocator keeps freed pages for reuse: without this, a run stays at its
+    compile-time peak for good. `collect` runs Python's cycle collector first. A no-op where the C library is not glibc."""
+    if collect:
+        gc.collect()
+    if _TRIM is not None:
+        _TRIM(0)
+
 class _StopOnSignal:
     "SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the step it is in; a second Ctrl-C aborts at once."
     def __init__(self, log: Callable):
@@ -278,6 +295,7 @@ def fit(task: Task, out, *, resume: bool = False, force: bool = False, steps: in
                 log(f"resumed from {path} (step {header['step']}, {header['elapsed_s'] / 60:.1f} min trained)")
         if writer:
             (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        state = task.place(state)                      # rebinding drops the unplaced copy: one state in memory
         return _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer, t_fit)
 
 def is_writer() -> bool:
@@ -286,7 +304,7 @@ def is_writer() -> bool:
 
 def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer: bool, t_fit: float) -> dict:
     cfg = task.config
-    state = task.place(state)
+    release_memory()                                    # what compiling the initial state left behind
     step = int(header.get("step", 0))
     elapsed0 = float(header.get("elapsed_s", 0.0))
     best = float(header.get("best", math.inf))
@@ -328,6 +346,7 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer
             if val.get(task.best_metric, math.inf) < best:
                 best = float(val[task.best_metric])
                 save(best_one=True, val=val)
+        release_memory()                                # the validation's compile, the samples, the copies saved
 
     bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, leave=True) if progress else None
     stopped, last_saved = "steps", step
@@ -347,6 +366,7 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer
                 if step == first:                    # what a reader waits for: loading, building and compiling
                     log(f"step {step} done {time.monotonic() - t0:.1f} s after the loop began "
                         f"({time.monotonic() - t_fit:.1f} s after fit was called; compilation included)")
+                    release_memory()                   # the compiler's working memory
                 minutes_now = (elapsed0 + time.monotonic() - t0) / 60
                 if metrics.get("streak", 0) >= cfg.max_bad_steps:
                     runlog.write(step, metrics, minutes=minutes_now)
@@ -355,6 +375,7 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer
                                          f"checkpoint is {ckpts.latest()}")
                 if step % cfg.log_every == 0 or step == total:
                     runlog.write(step, metrics, minutes=minutes_now)
+                    release_memory(collect=False)      # cheap; catches a later phase's compile (the GAN after the warm-up)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix({k: _fmt(v) for k, v in metrics.items() if k.startswith("loss") or k == "mel_l1"},
@@ -363,6 +384,7 @@ def _loop(task, state, header, out, ckpts, total, minutes, progress, log, writer
                     validate()
                 if step % cfg.ckpt_every == 0:
                     save()
+                    release_memory(collect=False)
                     last_saved = step
             if step != last_saved:
                 if stopped == "time" and step % cfg.val_every:
