@@ -1,6 +1,6 @@
 """Where the HiFi-GAN training step's memory goes: XLA's own account of the compiled step.
 
-Builds the bench's `train_<v>` case as `xtts-book bench` does (official MPD + MSD, batch 4 x 8192, the weights
+Builds the bench's `train_<v>` case as `xtts-book bench` does (`performance.gan_bench_state`) (official MPD + MSD, batch 4 x 8192, the weights
 of Coqui's modules), compiles `train_gan.make_gan_steps`' jitted step ahead of time and prints
 `compiled.memory_analysis()`: the arguments (the training state and the batch), the outputs, what is donated
 (aliased), and the temporaries the step allocates (activations kept for the backward passes, gradients,
@@ -12,14 +12,10 @@ import argparse, json, resource, tempfile, time
 from pathlib import Path
 
 import equinox as eqx
-import jax, jax.random as jr
+import jax
 import numpy as np
 
-from xtts_book import data as D, performance, train as T
-from xtts_book.convert import split_discriminator_state_dict
-from xtts_book.discriminators import discriminators_from_torch
-from xtts_book.hifigan import hifigan_from_torch
-from xtts_book.train_gan import init_gan_state, make_gan_steps
+from xtts_book import data as D, performance
 
 
 def main():
@@ -31,17 +27,9 @@ def main():
     w = Path(tempfile.mkdtemp()) / "w.npz"
     performance._torch_case(case, False, w)                    # Coqui's weights, as the bench's PyTorch side saves them
     sd = dict(np.load(w))
-    cfg_g = performance._gen_configs(False)[a.version]
-    gen = hifigan_from_torch({k[2:]: v for k, v in sd.items() if k.startswith("G.")}, cfg_g)
-    mpd, msd, dstate = discriminators_from_torch(*split_discriminator_state_dict(
-        {k[2:]: v for k, v in sd.items() if k.startswith("D.")}))
     y = performance._inputs(case, performance.sizes(False))["y"]
-    cfg = T.TrainConfig(model="hifigan", profile="ci", batch_size=y.shape[0], segment_size=y.shape[1])
-    mesh = D.make_mesh()
-    gan_step, *_ = make_gan_steps(cfg, T.make_optimizer(cfg), T.make_optimizer(cfg), 1000, mesh)
-    state = init_gan_state(cfg, cfg_g, jr.key(0))
-    state = eqx.tree_at(lambda s: (s.gen, s.mpd, s.msd, s.mpd_state, s.msd_state), state, (gen, mpd, msd, dstate, dstate))
-    state, batch = D.replicate(state, mesh), D.shard_batch(y, mesh)
+    gan_step, state, mesh = performance.gan_bench_state(sd, performance._gen_configs(False)[a.version], y)
+    batch = D.shard_batch(y, mesh)
     t = time.time()
     compiled = gan_step.lower(state, batch).compile()
     ma = compiled.compiled.memory_analysis()
