@@ -175,3 +175,19 @@ def test_load_audio_can_refuse_to_resample(tmp_path):
     assert load_audio(p, 16000).size == 1600
     with pytest.raises(RateMismatchError, match="44,100 Hz"):
         load_audio(p, 16000, resample=False)
+
+
+def test_cli_flags_for_rates(corpus16, tmp_path, capsys):
+    "`corpus build --sample-rate` builds at a recipe's rate and refuses others; `train --audio` must match the corpus."
+    out = tmp_path / "c24"
+    rc = cli.corpus_cli(["build", "--source", "espeak", "--limit", "2", "--sample-rate", "24000", "--out", str(out), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert corpus_sample_rate(out) == 24000
+    with pytest.raises(SystemExit) as e:
+        cli.corpus_cli(["build", "--source", "espeak", "--sample-rate", "44100", "--out", str(tmp_path / "c44")])
+    assert e.value.code == 2 and not (tmp_path / "c44").exists()
+    capsys.readouterr()
+    rc = cli.train_cli(["hifigan", "--profile", "ci", "--data", str(corpus16), "--audio", "22k", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "16,000 Hz but this run works at 22,050 Hz" in err[0]
+    assert not (tmp_path / "run" / "checkpoints").exists()
