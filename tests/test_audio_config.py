@@ -3,7 +3,6 @@ corpus, training, evaluation, vocoding and the DVAE commands; a model and data a
 import json
 from dataclasses import asdict, replace
 
-import jax.random as jr
 import librosa
 import numpy as np
 import pytest
@@ -12,13 +11,13 @@ import soundfile as sf
 from xtts_book import cli
 from xtts_book.audio import (AUDIO_RECIPES, DEFAULT_AUDIO, AudioConfig, RateMismatchError, audio_recipe, dvae_mel,
                              hifigan_mel, load_audio, mel_frames, stft)
-from xtts_book.checkpoint import read_header, save_checkpoint, weights_header
+from xtts_book.checkpoint import read_header, weights_header
 from xtts_book.data import build_corpus, corpus_sample_rate, default_corpus, load_corpus
-from xtts_book.recipes import export_weights, init_state, load_generator, make_task, recipe
+from xtts_book.recipes import export_weights, load_generator, make_task, recipe
 from xtts_book.sources import ESPEAK_RATES, ESPEAK_VOICES
 from xtts_book.train import fit
 
-from train_helpers import tiny_discriminators
+from train_helpers import ci_run, tiny_discriminators
 
 A16, A24 = AUDIO_RECIPES["16k"], AUDIO_RECIPES["24k"]
 
@@ -96,10 +95,8 @@ def test_a_16k_run_carries_its_rate_everywhere(corpus16, tmp_path, capsys):
     assert sf.info(str(sample)).samplerate == 16000              # the run's own samples play at its rate
     # (the tiny discriminators are not the recipe's: the weights are exported from a recipe-shaped checkpoint
     # that carries the run's header)
-    header = read_header(ck)
-    save_checkpoint(tmp_path / "full" / "checkpoints" / "step_00000002.eqx", init_state(cfg, jr.PRNGKey(1)),
-                    {**header, "config": asdict(cfg)})
-    weights = export_weights(tmp_path / "full", tmp_path / "g16.eqx")
+    header = {k: v for k, v in read_header(ck).items() if k not in ("step", "model", "config")}
+    weights = export_weights(ci_run(tmp_path / "full", "hifigan", step=2, **header), tmp_path / "g16.eqx")
     assert weights_header(weights)["audio"]["sample_rate"] == 16000
     gen, info = load_generator(weights)
     assert info["audio"] == asdict(A16)
@@ -141,14 +138,8 @@ def test_a_16k_run_carries_its_rate_everywhere(corpus16, tmp_path, capsys):
 
 def test_dvae_commands_check_rates(corpus16, tmp_path, capsys):
     "A DVAE made at 16 kHz: encode refuses a 22.05 kHz file (or resamples it), decode refuses a 22.05 kHz vocoder."
-    cfg = recipe("dvae", "ci")
-    run = tmp_path / "dvae16"
-    save_checkpoint(run / "checkpoints" / "step_00000001.eqx", init_state(cfg, jr.PRNGKey(0)),
-                    {"step": 1, "elapsed_s": 1.0, "model": "dvae", "config": asdict(cfg), "audio": asdict(A16)})
-    gcfg = recipe("hifigan", "ci")
-    g22 = tmp_path / "g22"
-    save_checkpoint(g22 / "checkpoints" / "step_00000001.eqx", init_state(gcfg, jr.PRNGKey(0)),
-                    {"step": 1, "elapsed_s": 1.0, "model": "hifigan", "config": asdict(gcfg)})
+    run = ci_run(tmp_path / "dvae16", "dvae", audio=asdict(A16))
+    g22 = ci_run(tmp_path / "g22", "hifigan")
     src = tmp_path / "in"
     src.mkdir()
     t = np.arange(22050) / 22050

@@ -25,13 +25,8 @@ def test_chunks_equal_the_whole_file():
 
 
 def test_cli_vocodes_files_folders_and_mels(tmp_path, capsys):
-    from xtts_book.checkpoint import save_checkpoint
-    from xtts_book.recipes import init_state, recipe
-    from dataclasses import asdict
-    cfg = recipe("hifigan", "ci")
-    run = tmp_path / "run"
-    save_checkpoint(run / "checkpoints" / "step_00000001.eqx", init_state(cfg, jr.PRNGKey(0)),
-                    {"step": 1, "elapsed_s": 1.0, "model": "hifigan", "config": asdict(cfg)})
+    from train_helpers import ci_run
+    run = ci_run(tmp_path / "run", "hifigan")
     src = tmp_path / "in"
     src.mkdir()
     t = np.arange(22050) / 22050

@@ -43,3 +43,15 @@ def tiny_discriminators(cfg, *, key):
     mpd, sp = eqx.nn.make_with_state(TinyDisc)(False, key=kp)
     msd, ss = eqx.nn.make_with_state(TinyDisc)(True, key=ks)
     return mpd, sp, msd, ss
+
+
+def ci_run(folder, model: str, step: int = 1, **header):
+    """A run folder holding one checkpoint of the `ci` recipe's fresh `model` ('hifigan' or 'dvae'), its header
+    completed by `header` (an `audio` entry, a corpus ...). **Returns:** the folder."""
+    from dataclasses import asdict
+    from xtts_book.checkpoint import save_checkpoint
+    from xtts_book.recipes import init_state, recipe
+    cfg = recipe(model, "ci")
+    save_checkpoint(folder / "checkpoints" / f"step_{step:08d}.eqx", init_state(cfg, jr.PRNGKey(0)),
+                    {"step": step, "elapsed_s": 1.0, "model": model, "config": asdict(cfg), **header})
+    return folder

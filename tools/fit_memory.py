@@ -7,7 +7,7 @@ step (compilation included) and at the end, with the peak and when it happened.
 `--no-release` turns `train.release_memory` into a no-op, to see what it saves. The profile's default corpus, the
 HiFi-GAN recipe with two validation clips; no compilation cache. Not a test; run by hand.
 """
-import argparse, json, os, sys, tempfile, threading, time
+import argparse, json, sys, tempfile, threading, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -9,7 +9,7 @@ __all__ = ['SAMPLE_RATE', 'N_FFT', 'HOP', 'N_MELS', 'AUDIO_RECIPES', 'DEFAULT_AU
            'hifigan_mel', 'mel_frames', 'dvae_mel_bucketed', 'compute_mel_norms', 'save_mel_norms', 'load_mel_norms']
 
 # %% ../nbs/02_audio.ipynb 2
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -63,10 +63,6 @@ class AudioConfig:
     def name(self) -> str:
         "The rate as people say it: '22.05 kHz'."
         return f"{self.sample_rate / 1000:g} kHz"
-
-    def seconds(self, n_samples: int) -> float:
-        "Duration of `n_samples` samples at this rate."
-        return n_samples / self.sample_rate
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "AudioConfig":

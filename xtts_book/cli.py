@@ -238,7 +238,8 @@ VOCODER_HELP = ("official:universal | official:lj | a book run folder, weights o
 def vocode_cli(argv: list[str] | None = None) -> int:
     "`xtts-book vocode INPUT... --weights W --out DIR [--config v1] [--chunk FRAMES] [--resample]`."
     from xtts_book.audio import AudioError
-    from xtts_book.recipes import load_vocoder, model_audio
+    from xtts_book.inference import model_audio
+    from xtts_book.recipes import load_vocoder
     from xtts_book.files import audio_inputs, vocode_files
     p = argparse.ArgumentParser(prog="xtts-book vocode", description="Vocode audio files or mel .npy files with a HiFi-GAN generator.")
     p.add_argument("inputs", nargs="+", help="audio files, mel .npy files [80, T] (HiFi-GAN mel), or folders of them")
@@ -270,7 +271,8 @@ def dvae_cli(argv: list[str] | None = None) -> int:
     "`xtts-book dvae encode AUDIO... --dvae D --out DIR` | `xtts-book dvae decode CODES... --dvae D --vocoder W --out DIR`."
     from xtts_book.audio import AudioError
     from xtts_book.files import AUDIO_SUFFIXES, audio_inputs, decode_files, encode_files
-    from xtts_book.recipes import check_audio, load_dvae, load_vocoder, model_audio
+    from xtts_book.inference import model_audio
+    from xtts_book.recipes import check_audio, load_dvae, load_vocoder
     p = argparse.ArgumentParser(prog="xtts-book dvae", description="Audio to the DVAE's codes, and codes back to audio.")
     sub = p.add_subparsers(dest="action", required=True)
     e = sub.add_parser("encode", help="audio files -> NAME.npy codes each, and codes.json (the DVAE, its mel norms)")

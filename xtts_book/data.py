@@ -22,7 +22,7 @@ from jaxtyping import Array
 from tqdm.auto import tqdm
 
 from .audio import (
-    AUDIO_RECIPES, DEFAULT_AUDIO, HOP, N_MELS, SAMPLE_RATE, AudioConfig, AudioError, check_rate, compute_mel_norms,
+    AUDIO_RECIPES, DEFAULT_AUDIO, HOP, SAMPLE_RATE, AudioConfig, AudioError, check_rate, compute_mel_norms,
     is_silent, load_audio, load_mel_norms, peak_db, save_mel_norms)
 from .profile import data_root, pick, shown_path
 from .sources import ESPEAK_RATES, ESPEAK_VOICES, _safe_id, source_utterances
@@ -85,8 +85,7 @@ def build_corpus(source: str, out=None, *, limit: int | None = None, val_fractio
     name = source if source in ("asterisk", "asterisk-multi", "espeak", "ljspeech") else Path(source).name
     if type(sample_rate) is not int or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int (Hz), got {sample_rate!r}")
-    suffix = "" if sample_rate == SAMPLE_RATE else f"-{sample_rate / 1000:g}k"
-    out = Path(out) if out is not None else data_root() / "corpora" / (_safe_id(name) + suffix)
+    out = Path(out) if out is not None else data_root() / "corpora" / (_safe_id(name) + _rate_suffix(sample_rate))
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     opts = {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
@@ -94,6 +93,10 @@ def build_corpus(source: str, out=None, *, limit: int | None = None, val_fractio
               "silence_db": silence_db, "sample_rate": sample_rate, "options": opts}
     with _DirLock(out):
         return _build_corpus_locked(source, name, out, config, limit, val_fraction, silence_db, force, progress, options)
+
+def _rate_suffix(sample_rate: int) -> str:
+    "What a corpus folder's default name gets at a rate other than 22,050 Hz: '-16k', '-24k'."
+    return "" if sample_rate == SAMPLE_RATE else f"-{sample_rate / 1000:g}k"
 
 def _read_info(info_path: Path) -> dict:
     try:
@@ -273,7 +276,7 @@ def default_corpus(profile: str | None = None, *, for_eval: bool = False, progre
     English ones (`asterisk`: the recogniser is English); `gpu` the English Asterisk prompts (or pass LJSpeech).
     At a `sample_rate` other than 22,050 Hz the same clips are built into `<name>-16k` (or `-24k`)."""
     which = pick({"ci": "espeak-ci", "cpu": "asterisk" if for_eval else "asterisk-multi", "gpu": "asterisk"}, profile)
-    out = data_root() / "corpora" / (which + ("" if sample_rate == SAMPLE_RATE else f"-{sample_rate / 1000:g}k"))
+    out = data_root() / "corpora" / (which + _rate_suffix(sample_rate))
     if which == "espeak-ci":
         return build_corpus("espeak", out, limit=12, voices=ESPEAK_VOICES[:3], rates=ESPEAK_RATES[:3],
                             val_fraction=0.1, progress=progress, sample_rate=sample_rate)

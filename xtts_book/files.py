@@ -20,7 +20,7 @@ from tqdm import tqdm                 # the text bar: readable in a terminal and
 
 from .audio import DEFAULT_AUDIO, SAMPLE_RATE, AudioConfig, dvae_mel_bucketed, hifigan_mel, load_audio
 from .hifigan import Generator
-from .inference import check_codes, codes_to_hifigan_mel, dvae_codes, vocode_long
+from .inference import check_codes, codes_to_hifigan_mel, dvae_codes, model_audio, vocode_long
 from .layers import fold_weight_norm
 from .profile import shown_path
 
@@ -100,7 +100,7 @@ def encode_files(dvae_parts, files, out, source: str = "", resample: bool = Fals
     codebook size, input gain, mel norms and audio settings, and each file's source and length. A file at another
     rate than the DVAE's is a `RateMismatchError` unless `resample`. **Returns:** that listing."""
     dvae, ema, norms, info = dvae_parts
-    gain, K, audio = float(info.get("input_gain", 1.0)), dvae.config.num_tokens, AudioConfig.from_dict(info.get("audio"))
+    gain, K, audio = float(info.get("input_gain", 1.0)), dvae.config.num_tokens, model_audio(info)
     waves = [load_audio(f, audio.sample_rate, resample=resample) for f in files]   # all read before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def decode_files(dvae_parts, gen, files, out, chunk: int = 256) -> int:
     DVAE made, are a ValueError before anything is written. The wavs are at the DVAE's rate (`info['audio']`): `gen`
     must be a vocoder for it. **Returns:** the number of files."""
     dvae, ema, norms, info = dvae_parts
-    gain, K, audio = float(info.get("input_gain", 1.0)), dvae.config.num_tokens, AudioConfig.from_dict(info.get("audio"))
+    gain, K, audio = float(info.get("input_gain", 1.0)), dvae.config.num_tokens, model_audio(info)
     codes = [check_codes(_load_npy(f), K, str(f)) for f in files]
     lengths = {}
     for m in {f.parent / "codes.json" for f in files if (f.parent / "codes.json").is_file()}:

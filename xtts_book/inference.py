@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['griffin_lim', 'dvae_to_hifigan_mel', 'vocode', 'dvae_roundtrip', 'dvae_codes', 'dvae_griffin_lim', 'dvae_hifigan_mel',
-           'resblock_receptive_field', 'receptive_field', 'vocode_long', 'System', 'ground_truth_system',
+           'resblock_receptive_field', 'receptive_field', 'vocode_long', 'System', 'ground_truth_system', 'model_audio',
            'griffin_lim_system', 'hifigan_system', 'dvae_hifigan_system', 'converted_mel_system', 'check_codes',
            'dvae_decode', 'codes_to_hifigan_mel']
 
@@ -42,11 +42,11 @@ def griffin_lim(mel, n_iter: int = 32, seed: int = 0, audio: AudioConfig = DEFAU
     if M.ndim != 2 or M.shape[0] != audio.n_mels:
         raise ValueError(f"griffin_lim: expected a mel [{audio.n_mels}, T], got shape {M.shape}")
     S = np.maximum(_mel_pinv("slaney", audio) @ M, 0.0)            # [513, T] magnitude
-    T, HOP = M.shape[1], audio.hop
-    y = librosa.griffinlim(S, n_iter=n_iter, hop_length=HOP, win_length=audio.win, n_fft=audio.n_fft, window="hann",
+    T, hop = M.shape[1], audio.hop
+    y = librosa.griffinlim(S, n_iter=n_iter, hop_length=hop, win_length=audio.win, n_fft=audio.n_fft, window="hann",
                            center=True, init="random", random_state=seed)         # 256 (T - 1) samples
-    y = np.concatenate([np.zeros(HOP // 2, np.float32), y.astype(np.float32)])   # frame t: 256 t -> 256 t + 128
-    return np.pad(y, (0, max(0, HOP * T - y.size)))[: HOP * T]
+    y = np.concatenate([np.zeros(hop // 2, np.float32), y.astype(np.float32)])   # frame t: 256 t -> 256 t + 128
+    return np.pad(y, (0, max(0, hop * T - y.size)))[: hop * T]
 
 # %% ../nbs/11_inference.ipynb 7
 def dvae_to_hifigan_mel(mel, mel_norms=None, audio: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
@@ -159,13 +159,13 @@ def vocode_long(gen, mel, chunk: int = 256, progress: Callable | None = None) ->
         out = np.asarray(_generate(gen, jnp.asarray(mel)), np.float32).reshape(-1)
         if progress: progress(T)
         return out
-    HOP = gen.config.hop
-    out = np.empty(T * HOP, np.float32)
+    hop = gen.config.hop
+    out = np.empty(T * hop, np.float32)
     for s in range(0, T, chunk):
         w = min(max(s - ctx, 0), T - W)                # window start: context on both sides, clamped to the file
         y = np.asarray(_generate(gen, jnp.asarray(mel[:, w:w + W])), np.float32).reshape(-1)
         e = min(s + chunk, T)
-        out[s * HOP:e * HOP] = y[(s - w) * HOP:(e - w) * HOP]
+        out[s * hop:e * hop] = y[(s - w) * hop:(e - w) * hop]
         if progress: progress(e - s)
     return out
 
@@ -182,7 +182,7 @@ def ground_truth_system() -> System:
     "The clip itself: the ceiling of every column."
     return System("ground_truth", "Ground truth", lambda w: as_wave(w), {"train_minutes": None})
 
-def _audio_of(info) -> AudioConfig:
+def model_audio(info) -> AudioConfig:
     "The audio settings a model's `info` names (`info['audio']`, as the loaders of chapter 01 give it); else 22,050 Hz."
     return AudioConfig.from_dict((info or {}).get("audio"))
 
@@ -194,21 +194,21 @@ def griffin_lim_system(n_iter: int = 32, audio: AudioConfig = DEFAULT_AUDIO) -> 
 
 def hifigan_system(gen, info: dict | None = None, name: str = "hifigan", label: str = "HiFi-GAN") -> System:
     "A HiFi-GAN generator on the clip's HiFi-GAN mel (of the audio settings `info` names)."
-    audio = _audio_of(info)
+    audio = model_audio(info)
     return System(name, label, lambda w: vocode(gen, hifigan_mel(as_wave(w), audio=audio)), dict(info or {}))
 
 def dvae_hifigan_system(dvae, ema, mel_norms, gen, info: dict | None = None, name: str = "dvae_hifigan",
                         label: str = "DVAE -> HiFi-GAN") -> System:
     "DVAE mel -> codes -> decoded mel -> converted to a HiFi-GAN mel -> HiFi-GAN."
     gain = float((info or {}).get("input_gain", 1.0))   # the level the DVAE was trained to hear (chapter 07)
-    audio = _audio_of(info)
+    audio = model_audio(info)
     def fn(w):
         return vocode(gen, dvae_hifigan_mel(dvae, ema, mel_norms, as_wave(w), gain, audio))
     return System(name, label, fn, dict(info or {}))
 
 def converted_mel_system(gen, mel_norms=None, info: dict | None = None, gain: float = 1.0) -> System:
     "The converter alone: the clip's (unquantised) DVAE mel at the DVAE's input `gain` -> HiFi-GAN mel -> HiFi-GAN."
-    audio = _audio_of(info)
+    audio = model_audio(info)
     def fn(w):
         mel = dvae_mel_bucketed(np.float32(gain) * as_wave(w), mel_norms, audio)
         return vocode(gen, dvae_to_hifigan_mel(mel, mel_norms, audio) - np.float32(np.log(gain)))

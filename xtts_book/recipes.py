@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['WEIGHTS_NAMES', 'dvae_config', 'generator_config', 'grouped_conv', 'recipe', 'make_task', 'init_state', 'run_config',
-           'load_training_state', 'model_audio', 'check_audio', 'checkpoint_info', 'weights_info', 'load_generator',
-           'load_dvae', 'load_vocoder', 'runs_root', 'find_runs', 'weights_root', 'pick_models', 'export_weights']
+           'load_training_state', 'check_audio', 'checkpoint_info', 'weights_info', 'load_generator', 'load_dvae',
+           'load_vocoder', 'runs_root', 'find_runs', 'weights_root', 'pick_models', 'export_weights']
 
 # %% ../nbs/01_recipes.ipynb 2
 import dataclasses
@@ -25,7 +25,7 @@ from .convert import is_official, load_hifigan_checkpoint, load_safetensors
 
 from .discriminators import GROUPED_CONV_MODES
 from .hifigan import CONFIGS, V1, V2, Generator, GeneratorConfig
-from .inference import dvae_hifigan_mel
+from .inference import dvae_hifigan_mel, model_audio
 from .profile import get_profile, git_commit, pick, repo_root, shown_path
 from .train import Task, TrainConfig, task_audio
 from .train_dvae import DVAEState, DVAETask, init_dvae_state
@@ -112,7 +112,7 @@ def make_task(cfg: TrainConfig, data_dir=None, mesh=None, **options) -> Task:
     `input_dvae` (a DVAE's weights or run) the mels the generator hears: that DVAE's decoded mels. Weights made for
     another sample rate (or other mel settings) than the run's audio (`train.task_audio`) are a `RateMismatchError`."""
     if cfg.model == "hifigan":
-        audio = task_audio(cfg, data_dir)
+        audio = task_audio(cfg, data_dir) if cfg.init_from or cfg.input_dvae else None   # what the weights must fit
         if cfg.init_from and "init_gen" not in options:
             gen, info = load_vocoder(cfg.init_from, cfg.generator or "v1")
             options["init_gen"] = gen
@@ -189,9 +189,9 @@ def load_training_state(path):
                          f"(profile {cfg.profile}); a checkpoint of an older layout or a damaged file? ({e})") from None
     return state, header, path
 
-def model_audio(info: dict) -> AudioConfig:
-    "The audio settings a model's info (`checkpoint_info`, `weights_info`, a loader's) names: 22,050 Hz if it names none."
-    return AudioConfig.from_dict(info.get("audio"))
+def _header_audio(header: dict) -> dict:
+    "A header's audio settings, as a dict with every field (22,050 Hz for a file written before they were stored)."
+    return asdict(AudioConfig.from_dict(header.get("audio")))
 
 def check_audio(info: dict, audio: AudioConfig, what: str) -> None:
     "A `RateMismatchError` when the model `info` describes was made for other audio than `audio` (the data's)."
@@ -206,7 +206,7 @@ def checkpoint_info(header: dict, path) -> dict:
     cfg = header.get("config", {})
     return {"checkpoint": shown_path(path), "model": header.get("model", cfg.get("model")), "profile": cfg.get("profile"),
             "step": header.get("step"), "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
-            "audio": asdict(AudioConfig.from_dict(header.get("audio"))),
+            "audio": _header_audio(header),
             "init_from": cfg.get("init_from") or None, "input_dvae": cfg.get("input_dvae") or None,
             **({"input_gain": cfg.get("input_gain", 1.0)} if header.get("model", cfg.get("model")) == "dvae" else {})}
 
@@ -214,7 +214,7 @@ def weights_info(header: dict, path) -> dict:
     "What the results record about a weights file: the same fields as `checkpoint_info`, and the corpus."
     return {"checkpoint": shown_path(path), "model": header.get("model"), "profile": header.get("recipe", {}).get("profile"),
             "step": header.get("step"), "train_minutes": header.get("train_minutes"), "corpus": header.get("corpus"),
-            "audio": asdict(AudioConfig.from_dict(header.get("audio"))),
+            "audio": _header_audio(header),
             **({"input_gain": header.get("recipe", {}).get("input_gain", 1.0)} if header.get("model") == "dvae" else {})}
 
 def _read_weights(path, model: str, build):
@@ -325,6 +325,6 @@ def export_weights(checkpoint, out, *, dtype=None, corpus: str | None = None) ->
     return save_weights(out, tree, {
         "model": model, "config": asdict(config), "recipe": header.get("config", {}),
         "corpus": corpus or header.get("corpus"), "step": header.get("step"),
-        "audio": asdict(AudioConfig.from_dict(header.get("audio"))),
+        "audio": _header_audio(header),
         "train_minutes": round(float(header.get("elapsed_s", float("nan"))) / 60, 2),
         "commit": git_commit(), "source": shown_path(path), "best": header.get("best")}, dtype=dtype)

@@ -198,14 +198,14 @@ def _val_clips(wavs, n: int, seconds: float, audio: AudioConfig = DEFAULT_AUDIO)
     "The first `n` clips, each cut to `seconds` and to whole hops, zero-padded to one length. **Returns:** `(y[n, L], frames[n])`."
     if not wavs:
         raise ValueError("the validation split is empty: the corpus needs a 'val' split")
-    HOP = audio.hop
-    clips = [np.asarray(w, np.float32)[: int(seconds * audio.sample_rate) // HOP * HOP] for w in wavs[:n]]
-    clips = [c for c in clips if len(c) >= 4 * HOP] or clips
+    hop = audio.hop
+    clips = [np.asarray(w, np.float32)[: int(seconds * audio.sample_rate) // hop * hop] for w in wavs[:n]]
+    clips = [c for c in clips if len(c) >= 4 * hop] or clips
     L = max(len(c) for c in clips)
     y = np.zeros((len(clips), L), np.float32)
     for i, c in enumerate(clips):
         y[i, : len(c)] = c
-    return y, np.array([len(c) // HOP for c in clips], np.int32)
+    return y, np.array([len(c) // hop for c in clips], np.int32)
 
 def official_discriminators(cfg: TrainConfig, *, key, grouped_conv: str = "per_group"):
     """The MPD (periods `cfg.mpd_periods`) and the MSD (its first `cfg.msd_scales` scales), with their states.
